@@ -296,9 +296,11 @@ class AnnyBody(BodyModel):
             ph = ph[:1]  # one shape for the whole batch (expanded): build the rest model once
         out = self.anny(deltas, ph)
         C, transl = self.frame_rotation, params["transl"][:, None]  # [3, 3], [B, 1, 3]
-        vertices = out["vertices"] @ C.T + transl  # [B, V, 3]
+        vertices = out["vertices"] @ C.T  # [B, V, 3] root joint at the origin
+        # Regress before translating (weights sum to 1): smaller magnitudes, less float32 round-off.
+        points = torch.einsum("kv,bvd->bkd", self.keypoint_weights, vertices) + transl  # [B, 23, 3]
+        vertices = vertices + transl
         joints = out["bone_poses"][..., :3, 3] @ C.T + transl  # [B, J, 3]
-        points = torch.einsum("kv,bvd->bkd", self.keypoint_weights, vertices)  # [B, 23, 3]
         named = dict(zip(self.keypoint_labels, points.unbind(1)))
         keypoints = {"coco17": points[:, : len(COCO17)], "body25": gather_keypoints(named, "body25")}
         return BodyOutput(vertices=vertices, joints=joints, faces=self.faces, keypoints=keypoints)
