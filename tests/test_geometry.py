@@ -15,6 +15,7 @@ from human3d.geometry import (
     axis_angle_to_matrix,
     axis_angle_to_quaternion,
     euler_to_matrix,
+    frame_points,
     generate_rays,
     intrinsics_from_fov,
     invert_rigid,
@@ -160,3 +161,15 @@ def test_camera_bad_input_is_named():
         Cameras(torch.eye(3)[None], torch.full((1, 4, 4), float("nan")), 10, 10)
     with pytest.raises(InvalidInputError, match="width"):
         Cameras(torch.eye(3)[None], torch.eye(4)[None], 0, 10)
+
+
+def test_frame_points_keeps_points_in_view():
+    pts = torch.randn(500, 3) * torch.tensor([0.3, 0.9, 0.2]) + torch.tensor([1.0, 2.0, -3.0])
+    cams = frame_points(pts, 200, 300)
+    proj = cams.project(pts[None])
+    assert bool(proj.valid.all())
+    uv = proj.uv[0]
+    assert float(uv[:, 0].min()) > 0 and float(uv[:, 0].max()) < 200
+    assert float(uv[:, 1].min()) > 0 and float(uv[:, 1].max()) < 300
+    # looks along -Z: the camera sits at larger z than the points
+    assert float(cams.centers[0, 2]) > float(pts[:, 2].max())

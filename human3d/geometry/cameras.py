@@ -40,6 +40,7 @@ __all__ = [
     "opengl_to_opencv",
     "opencv_to_opengl",
     "look_at",
+    "frame_points",
 ]
 
 _GL_TO_CV = torch.diag(torch.tensor([1.0, -1.0, -1.0, 1.0]))
@@ -188,6 +189,34 @@ def look_at(eye: torch.Tensor, target: torch.Tensor, up: torch.Tensor | None = N
     y = torch.cross(z, x, dim=-1)  # points down in the image
     R_c2w = torch.stack([x, y, z], dim=-1)  # columns are camera axes in world coords
     return invert_rigid(make_rigid(R_c2w, eye))
+
+
+def frame_points(
+    points: torch.Tensor,
+    width: int,
+    height: int,
+    fov_x: float = math.radians(40.0),
+    view_dir: tuple[float, float, float] = (0.0, 0.0, -1.0),
+    up: tuple[float, float, float] = (0.0, 1.0, 0.0),
+    margin: float = 1.15,
+) -> "Cameras":
+    """One camera [B=1] that looks along ``view_dir`` at the points [N, 3] and fits them in the image.
+
+    The camera sits on the line through the centre of the points' bounding box, far enough that the bounding
+    sphere (times ``margin``) fits both field-of-view angles. The default looks along -Z, i.e. at the front of a
+    body in human3d's canonical frame (Y up, facing +Z).
+    """
+    check_tensor(points, "points", (None, 3))
+    lo, hi = points.min(0).values, points.max(0).values
+    center = 0.5 * (lo + hi)
+    radius = float(0.5 * (hi - lo).norm()) * margin
+    K = intrinsics_from_fov(fov_x, width, height, dtype=points.dtype, device=points.device)
+    fov_y = 2 * math.atan(0.5 * height / float(K[0, 1, 1]))
+    dist = radius / math.sin(0.5 * min(fov_x, fov_y))
+    d = F.normalize(torch.as_tensor(view_dir, dtype=points.dtype, device=points.device), dim=0)
+    eye = center - d * dist
+    up_t = torch.as_tensor(up, dtype=points.dtype, device=points.device)
+    return Cameras(K, look_at(eye[None], center[None], up_t[None]), width, height)
 
 
 @dataclass

@@ -1,0 +1,25 @@
+"""The ``human3d`` command line (typer). Sub-commands live in their own modules and are registered here."""
+
+from __future__ import annotations
+
+import typer
+
+from human3d.cli import body as body_cli
+
+app = typer.Typer(
+    name="human3d",
+    help="3D humans and neural rendering: body models, fitting, NeRF and Gaussian splatting.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+)
+app.add_typer(body_cli.app, name="body")
+app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
