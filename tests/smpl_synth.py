@@ -104,8 +104,8 @@ def make_model_data(family: str = "smpl", num_shape: int = 10, seed: int = 0, dt
     data = {
         "v_template": v_template.astype(dtype),
         "f": faces,
-        "shapedirs": (rng.normal(size=(V, 3, num_shape)) * 0.01).astype(dtype),
-        "posedirs": (rng.normal(size=(V, 3, 9 * (J - 1))) * 0.002).astype(dtype),
+        "shapedirs": rng.standard_normal((V, 3, num_shape), dtype=dtype) * dtype(0.01),
+        "posedirs": rng.standard_normal((V, 3, 9 * (J - 1)), dtype=dtype) * dtype(0.002),
         "J_regressor": J_regressor,
         "weights": weights.astype(dtype),
         "kintree_table": kintree,

@@ -313,17 +313,17 @@ class SMPLFamily(BodyModel):
             )
         parents = kintree[0].copy()
         parents[0] = -1
+        np_dtype = np.float32 if dtype == torch.float32 else np.float64  # the big bases go straight to ``dtype``
         v_template = _array(data, "v_template", source)
         V = v_template.shape[0]
         _expect(v_template, "v_template", (None, 3), source)
         faces = _expect(_array(data, "f", source, np.int64), "f", (None, 3), source)
         if faces.size and (faces.min() < 0 or faces.max() >= V):
             raise ModelFileError(f"{source}: key 'f' indexes vertices outside [0, {V})")
-        shapedirs = _array(data, "shapedirs", source)
+        shapedirs = _array(data, "shapedirs", source, np_dtype)
         if shapedirs.ndim == 2:
             shapedirs = shapedirs[:, :, None]
         _expect(shapedirs, "shapedirs", (V, 3, None), source)
-        np_dtype = np.float32 if dtype == torch.float32 else np.float64  # the big bases go straight to ``dtype``
         posedirs = _expect(_array(data, "posedirs", source, np_dtype), "posedirs", (V, 3, 9 * (J - 1)), source)
         J_regressor = _expect(_array(data, "J_regressor", source), "J_regressor", (J, V), source)
         weights = _expect(_array(data, "weights", source), "weights", (V, J), source)
@@ -356,10 +356,11 @@ class SMPLFamily(BodyModel):
             )
         self.num_betas = num_betas
         self.num_expression_coeffs = num_expression_coeffs
-        shape_basis = np.concatenate(
-            [shapedirs[..., :num_betas], shapedirs[..., expr_start : expr_start + num_expression_coeffs]], -1
-        )  # [V, 3, S] betas then expression
-        S = shape_basis.shape[-1]
+        S = num_betas + num_expression_coeffs
+        if num_betas == expr_start or num_expression_coeffs == 0:  # one contiguous block of columns
+            shape_cols = slice(0, S) if num_expression_coeffs else slice(0, num_betas)
+        else:
+            shape_cols = list(range(num_betas)) + list(range(expr_start, expr_start + num_expression_coeffs))
 
         # -- hands ---------------------------------------------------------------------------------------------------
         self.num_pca_comps = num_pca_comps
@@ -380,17 +381,26 @@ class SMPLFamily(BodyModel):
                 comps = np.stack([c[:num_pca_comps] for c in comps])
                 self.register_buffer("hand_components", torch.tensor(comps, dtype=dtype))  # [2, n, 45]
 
-        # -- precomputed constants (float64 here, stored in ``dtype``) ----------------------------------------------
+        # -- precomputed constants (the joint regression in float64; all stored in ``dtype``) ------------------------
         P = 9 * (J - 1)
-        blend_dirs = np.concatenate([shape_basis.reshape(V * 3, S).astype(np_dtype), posedirs.reshape(V * 3, P)], 1).T
-        joint_template = J_regressor @ v_template  # [J, 3]
-        joint_dirs = np.einsum("jv,vcs->sjc", J_regressor, shape_basis).reshape(S, J * 3)  # [S, J*3]
+        blend_dirs = np.empty((S + P, V * 3), np_dtype)  # [S + P, V*3], written in place (no extra copies)
+        blend_dirs[:S] = shapedirs[..., shape_cols].reshape(V * 3, S).T
+        blend_dirs[S:] = posedirs.reshape(V * 3, P).T
+        del posedirs
+        used = np.flatnonzero(np.any(J_regressor != 0, axis=0))  # regressors are sparse: skip unused vertices
+        J_used = J_regressor[:, used]
+        joint_template = J_used @ v_template[used]  # [J, 3]
+        joint_dirs = J_used @ shapedirs[used][..., shape_cols].astype(np.float64).reshape(len(used), 3 * S)
+        joint_dirs = joint_dirs.reshape(J, 3, S).transpose(2, 0, 1).reshape(S, J * 3)  # [S, J*3]
         vids = VERTEX_IDS[fam.vertex_ids]
         if max(vids.values()) >= V:
             raise ModelFileError(
                 f"{source}: has {V} vertices; {fam.name} keypoint vertices need {fam.num_vertices}"
             )
-        t = lambda a: torch.tensor(np.ascontiguousarray(a), dtype=dtype)  # noqa: E731
+
+        def t(a):  # one copy into a fresh, C-contiguous array of the model dtype
+            return torch.from_numpy(np.array(a, dtype=np_dtype, order="C", copy=a is not blend_dirs))
+
         self.register_buffer("faces", torch.tensor(faces, dtype=torch.long))  # [F, 3]
         self.register_buffer("v_template", t(v_template))  # [V, 3]
         self.register_buffer("blend_dirs", t(blend_dirs))  # [S + P, V*3]: shape, expression, pose correctives
