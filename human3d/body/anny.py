@@ -18,9 +18,10 @@ transl           [B, 3]                       translation added to every vertex 
 
 Frame
     All human3d body models share smplx's world frame: **Y up, the body facing +Z, metres** (its left hand on
-    +X). Anny itself is Z up and faces -Y; the wrapper applies the fixed rotation ``ANNY_TO_CANONICAL``
-    (-90 degrees about X: ``(x, y, z)_anny -> (x, z, -y)``) to every output, and expresses rotations in the
-    canonical axes (an axis-angle ``r`` here is ``C^T r`` in Anny's axes, ``C = ANNY_TO_CANONICAL``).
+    +X). Anny itself is Z up and faces -Y; every output is Anny's rotated by the fixed ``C = ANNY_TO_CANONICAL``
+    (-90 degrees about X: ``(x, y, z)_anny -> (x, z, -y)``), and rotations are expressed in the canonical axes
+    (an axis-angle ``r`` here is ``C^T r`` in Anny's axes). C is folded into the root's delta transform, so
+    Anny's kinematic chain emits canonical coordinates directly (no extra pass over the vertices).
 Pose
     Anny's default "local-ref" parameterization: each bone's rotation relative to its parent, in axes that are
     world-aligned (canonical X/Y/Z) when the skeleton is in its reference pose, the same convention as SMPL's
@@ -77,15 +78,13 @@ _ANNY_KWARGS = dict(rig="anny", topology="anny", pose_parameterization="local-re
 
 
 # ---- pure functions ---------------------------------------------------------------------------------------------
-def anny_delta_transforms(rotvecs: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+def anny_delta_transforms(rotvecs: torch.Tensor, left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     """Anny delta transforms [B, J, 4, 4] from canonical-frame axis-angles [B, J, 3] (root first).
 
-    ``basis`` [J, 3, 3] maps each bone's canonical axes to Anny's delta axes: ``D_j = A_j^T R(r_j) A_j``
-    (``A_j = C`` for every bone but the root; ``C U_0^T`` for the root, U_0 its reference orientation).
-    Translations are zero (``transl`` is added after skinning).
+    ``D_j = left_j @ R(r_j) @ right_j`` with ``left``, ``right`` [J, 3, 3] (see ``AnnyBody.delta_factors``);
+    translations are zero (``transl`` is added after skinning).
     """
-    rot = axis_angle_to_matrix(rotvecs)  # [B, J, 3, 3]
-    rot = basis.transpose(-1, -2) @ rot @ basis  # [B, J, 3, 3]
+    rot = left @ axis_angle_to_matrix(rotvecs) @ right  # [B, J, 3, 3]
     out = rot.new_zeros(rot.shape[:-2] + (4, 4))  # [B, J, 4, 4]
     out[..., :3, :3] = rot
     out[..., 3, 3] = 1.0
@@ -221,13 +220,18 @@ class AnnyBody(BodyModel):
 
         C = torch.tensor(ANNY_TO_CANONICAL, dtype=dtype, device=device)  # [3, 3]
         self.register_buffer("frame_rotation", C, persistent=False)
-        # Per-bone basis A_j of anny_delta_transforms: C for all bones, C U_0^T for the root (local-ref: the root's
-        # world rotation is U_0^T D_0 U_0, U_0 its reference orientation).
-        basis = C.expand(len(self._joint_names), 3, 3).clone()  # [J, 3, 3]
+        # Delta factors D_j = left_j R(r_j) right_j. Every bone but the root: D_j = C^T R_j C (the canonical-axes
+        # rotation R_j expressed in Anny's axes). Root ("local-ref": its world rotation is U_0^T D_0 U_0, U_0 its
+        # reference orientation): D_0 = U_0 R_0 C U_0^T, so that the root's world rotation is R_0 C. This folds the
+        # frame change C into Anny's kinematic chain: its outputs come out in the canonical frame at no extra cost.
+        n = len(self._joint_names)
+        left = C.T.expand(n, 3, 3).clone()  # [J, 3, 3]
+        right = C.expand(n, 3, 3).clone()  # [J, 3, 3]
         ref = anny_model.reference_bone_orientations
-        if ref is not None:
-            basis[0] = C @ ref[0].to(C).T
-        self.register_buffer("delta_basis", basis, persistent=False)
+        u0 = ref[0].to(C) if ref is not None else torch.eye(3, dtype=dtype, device=device)
+        left[0], right[0] = u0, C @ u0.T
+        self.register_buffer("delta_left", left, persistent=False)
+        self.register_buffer("delta_right", right, persistent=False)
         self.register_buffer("faces", extras["faces"], persistent=False)  # [F, 3] int64
         self.keypoint_labels = extras["keypoint_labels"]
         if self.keypoint_labels[: len(COCO17)] != COCO17:  # pragma: no cover - guards an anny update
@@ -285,22 +289,22 @@ class AnnyBody(BodyModel):
         return torch.maximum(torch.minimum(phenotypes, self.phenotype_high), self.phenotype_low)
 
     def delta_transforms(self, global_orient: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
-        """Anny's delta transforms [B, 104, 4, 4] (its "local-ref" parameterization, its frame) for our pose."""
+        """Anny's delta transforms [B, 104, 4, 4] ("local-ref") for our pose; they include the frame change C."""
         rotvecs = torch.cat([global_orient[:, None], body_pose.reshape(body_pose.shape[0], -1, 3)], 1)  # [B, J, 3]
-        return anny_delta_transforms(rotvecs, self.delta_basis)
+        return anny_delta_transforms(rotvecs, self.delta_left, self.delta_right)
 
     def _forward(self, params: dict[str, torch.Tensor]) -> BodyOutput:
         deltas = self.delta_transforms(params["global_orient"], params["body_pose"])  # [B, J, 4, 4]
         ph = params["phenotypes"]  # [B, 6]
         if ph.shape[0] > 1 and ph.stride(0) == 0:
             ph = ph[:1]  # one shape for the whole batch (expanded): build the rest model once
-        out = self.anny(deltas, ph)
-        C, transl = self.frame_rotation, params["transl"][:, None]  # [3, 3], [B, 1, 3]
-        vertices = out["vertices"] @ C.T  # [B, V, 3] root joint at the origin
+        out = self.anny(deltas, ph)  # canonical frame (C is in the root delta), root joint at the origin
+        transl = params["transl"][:, None]  # [B, 1, 3]
+        vertices = out["vertices"]  # [B, V, 3]
         # Regress before translating (weights sum to 1): smaller magnitudes, less float32 round-off.
         points = torch.einsum("kv,bvd->bkd", self.keypoint_weights, vertices) + transl  # [B, 23, 3]
         vertices = vertices + transl
-        joints = out["bone_poses"][..., :3, 3] @ C.T + transl  # [B, J, 3]
+        joints = out["bone_poses"][..., :3, 3] + transl  # [B, J, 3] posed bone heads
         named = dict(zip(self.keypoint_labels, points.unbind(1)))
         keypoints = {"coco17": points[:, : len(COCO17)], "body25": gather_keypoints(named, "body25")}
         return BodyOutput(vertices=vertices, joints=joints, faces=self.faces, keypoints=keypoints)
