@@ -210,7 +210,8 @@ def test_interface(anny_model):
     shapes = anny_model.parameter_shapes()
     assert shapes == {"global_orient": (3,), "body_pose": (309,), "phenotypes": (6,), "transl": (3,)}
     d = anny_model.default_params(batch_size=2, requires_grad=True)
-    assert d["phenotypes"].shape == (2, 6) and float(d["phenotypes"][0, 0].detach()) == 0.5 and d["body_pose"].requires_grad
+    assert d["phenotypes"].shape == (2, 6) and float(d["phenotypes"][0, 0].detach()) == 0.5
+    assert d["body_pose"].requires_grad
     # body_pose [B, 103, 3] and [B, 309] are the same thing; batch-1 parameters broadcast.
     pose = 0.2 * torch.randn(2, 103, 3)
     a = anny_model(body_pose=pose, phenotypes=torch.full((1, 6), 0.3))

@@ -228,7 +228,9 @@ def export_mesh(path, vertices: torch.Tensor, faces: torch.Tensor) -> Path:
     if f.is_floating_point():
         raise InvalidInputError(f"faces: expected integer indices, got {f.dtype}")
     if f.numel() and (int(f.min()) < 0 or int(f.max()) >= v.shape[0]):
-        raise InvalidInputError(f"faces: indices must lie in [0, {v.shape[0] - 1}], got [{int(f.min())}, {int(f.max())}]")
+        raise InvalidInputError(
+            f"faces: indices must lie in [0, {v.shape[0] - 1}], got [{int(f.min())}, {int(f.max())}]"
+        )
     mesh = trimesh.Trimesh(
         vertices=v.detach().cpu().double().numpy(), faces=f.detach().cpu().long().numpy(), process=False
     )

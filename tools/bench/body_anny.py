@@ -103,8 +103,10 @@ def bench_anny(
             for backward in (False, True):
                 fns = [lambda fn=fn: fn(backward) for _, fn in impls]
                 for (impl, _), (med, best) in zip(impls, _time(fns, n, device)):
-                    rows.append(dict(impl=impl, skinning=method, batch=batch,
-                                     **{"pass": "fwd+bwd" if backward else "forward"}, ms=med, ms_min=best))  # fmt: skip
+                    mode = "fwd+bwd" if backward else "forward"
+                    rows.append(
+                        {"impl": impl, "skinning": method, "batch": batch, "pass": mode, "ms": med, "ms_min": best}
+                    )
     return rows
 
 
@@ -130,7 +132,11 @@ def main(argv=None) -> None:
     print(format_rows(rows))
     for batch in args.batch:
         for mode in ("forward", "fwd+bwd"):
-            t = {r["skinning"]: r["ms"] for r in rows if r["impl"] == "human3d" and r["batch"] == batch and r["pass"] == mode}
+            t = {
+                r["skinning"]: r["ms"]
+                for r in rows
+                if r["impl"] == "human3d" and r["batch"] == batch and r["pass"] == mode
+            }
             best = min(t, key=t.get)
             print(f"B={batch:<3} {mode:<8} fastest: {best} (lbs/warp = {t['lbs'] / t['warp_lbs']:.2f}x)")
 
