@@ -154,10 +154,10 @@ class GAN(nn.Module):
         lr, lf = self.discriminate(real, cond), self.discriminate(fake, cond)
         if self.config.loss == "nonsaturating":
             loss = discriminator_loss_nonsaturating(lr, lf)
-            return loss, {"d_loss": float(loss)}
+            return loss, {"d_loss": float(loss.detach())}
         gp = gradient_penalty(lambda x: self.discriminate(x, cond), real, fake)
         w = critic_loss_wasserstein(lr, lf)
-        return w + self.config.gp_weight * gp, {"d_loss": float(w), "gp": float(gp)}
+        return w + self.config.gp_weight * gp, {"d_loss": float(w.detach()), "gp": float(gp.detach())}
 
     def generator_loss(self, batch_size: int, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Generator loss on ``batch_size`` fresh samples (conditions ``cond`` [B] or [B, C] if conditional)."""
@@ -190,7 +190,7 @@ class GAN(nn.Module):
             if grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.generator.parameters(), grad_clip)
             opt_g.step()
-            logs["g_loss"] = float(g_loss)
+            logs["g_loss"] = float(g_loss.detach())
         return logs
 
     def generator_parameters(self):

@@ -333,9 +333,9 @@ def fit(
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model, *batch)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"fit: non-finite loss {float(loss)} at step {step}; lower the learning rate")
+            raise FloatingPointError(f"fit: non-finite loss {float(loss.detach())} at step {step}; lower the learning rate")
         loss.backward()
-        logs = {"loss": float(loss)}
+        logs = {"loss": float(loss.detach())}
         if config.grad_clip is not None:
             logs["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(params, config.grad_clip))
         opt.step()

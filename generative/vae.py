@@ -243,8 +243,8 @@ class VAE(_VAEBase):
         self, n: int, temperature: float = 1.0, mean: bool = True, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Decode z ~ N(0, temperature^2 I): [n, *data_shape] (decoder means unless ``mean=False``)."""
-        dev = next(self.parameters()).device
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=dev)
+        ref = next(self.parameters())
+        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=ref.device, dtype=ref.dtype)
         return self.decode(z, mean=mean, generator=generator)
 
     @torch.no_grad()
@@ -354,11 +354,13 @@ class HierarchicalVAE(_VAEBase):
         self, n: int, temperature: float = 1.0, mean: bool = True, generator: torch.Generator | None = None
     ) -> torch.Tensor:
         """Ancestral sampling z_L -> ... -> z_1 -> x (every layer's std scaled by ``temperature``)."""
-        dev = next(self.parameters()).device
-        z = temperature * torch.randn(n, self.latent_dims[-1], generator=generator, device=dev)
+        ref = next(self.parameters())
+        z = temperature * torch.randn(n, self.latent_dims[-1], generator=generator, device=ref.device, dtype=ref.dtype)
         for i in range(len(self.latent_dims) - 2, -1, -1):
             mu, lv = _split_gaussian(self.priors[i](z))
-            z = mu + temperature * torch.exp(0.5 * lv) * torch.randn(mu.shape, generator=generator, device=dev)
+            z = mu + temperature * torch.exp(0.5 * lv) * torch.randn(
+                mu.shape, generator=generator, device=ref.device, dtype=ref.dtype
+            )
         return self._decode_out(z, mean, generator)
 
     def decode(self, z1: torch.Tensor, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:
