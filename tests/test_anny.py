@@ -377,3 +377,26 @@ def test_export_mesh_errors(tmp_path):
     with pytest.raises(InvalidInputError, match="faces"):
         export_mesh(tmp_path / "a.obj", v, torch.tensor([[0, 1, 3]]))
     assert not list(tmp_path.iterdir())
+
+
+def test_load_body_model_smpl_family_and_params(tmp_path):
+    import smpl_synth
+
+    from human3d.body.smpl import SMPL
+
+    path = smpl_synth.write_pickle(tmp_path / "SMPL_FEMALE.pkl", smpl_synth.make_model_data("smpl", num_shape=16))
+    model = load_body_model("smpl", model_path=path, gender="female", num_betas=12)
+    assert isinstance(model, SMPL) and model.num_betas == 12 and model.gender == "female"
+    g = torch.Generator().manual_seed(0)
+    params = {"betas": torch.randn(2, 12, generator=g), "body_pose": 0.2 * torch.randn(2, 69, generator=g)}
+    saved = save_params(tmp_path / "smpl.json", params, model)
+    loaded = load_params(saved, model=model)
+    assert loaded.model == "smpl" and loaded.meta["gender"] == "female" and loaded.meta["num_betas"] == 12
+    torch.testing.assert_close(model(loaded.params).vertices, model(params).vertices)
+    other = load_body_model("smpl", model_path=path, gender="female", num_betas=10)
+    with pytest.raises(DatasetError, match="betas"):
+        load_params(saved, model=other)
+    anny_like = dict(json.loads(saved.read_text()), num_betas=10)
+    (tmp_path / "bad.json").write_text(json.dumps(anny_like))
+    with pytest.raises(DatasetError, match="num_betas"):
+        load_params(tmp_path / "bad.json")
