@@ -1,0 +1,107 @@
+"""Configuration of SMPLify fitting (a dataclass with one docstring per field; the CLI maps onto it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+
+from human3d.errors import InvalidInputError
+
+__all__ = ["SMPLifyConfig"]
+
+
+@dataclass
+class SMPLifyConfig:
+    """Staged SMPLify settings. Energies use residuals in units of the person's size (see ``robust_sigma``)."""
+
+    optimizer: str = "adam"
+    """``"adam"`` (default: fixed, cheap iterations, per-iteration annealing) or ``"lbfgs"`` (strong-Wolfe line
+    search; each stage is split into ``len(pose_prior_weights)`` sub-stages with constant weights)."""
+
+    camera_iters: int = 40
+    """Iterations of stage 1 (camera translation and global orientation on the torso). Stage 1 uses the model's
+    keypoints as a rigid body, so its iterations are cheap (no body-model evaluation)."""
+
+    body_iters: int = 60
+    """Iterations of stage 2 (full body: pose, shape, orientation, translation). With L-BFGS, the total number of
+    L-BFGS iterations (split over the sub-stages); each may evaluate the model several times."""
+
+    lr_camera: float = 0.05
+    """Adam step size of stage 1 (radians for rotation, metres for translation)."""
+
+    lr_body: float = 0.04
+    """Adam step size of stage 2 (radians for poses; the phenotype logits and betas move at the same rate)."""
+
+    lbfgs_lr: float = 1.0
+    """L-BFGS initial step length (the strong-Wolfe line search adapts it)."""
+
+    robust_sigma: float = 0.15
+    """Geman–McClure scale, as a fraction of the person's size (longer side of the confident keypoints' bounding
+    box). Residuals well below it are penalised quadratically, those above it saturate (outliers)."""
+
+    pose_prior_weights: tuple[float, ...] = (1.0, 0.2, 0.04)
+    """Pose-prior weight, annealed from the first value to the last through stage 2 (geometric interpolation;
+    SMPLify's schedule 404 -> 57.4 -> 4.78 likewise ends ~100x lower than it starts). Multiplies the prior's energy."""
+
+    shape_weights: tuple[float, ...] = (0.5, 0.1, 0.02)
+    """Shape-prior weight (betas L2, or Anny phenotype logits L2 about the neutral 0.5), annealed like the pose."""
+
+    angle_limit_weight: float = 10.0
+    """Weight of the joint-angle limit energy (elbows and knees must not bend backwards), not annealed."""
+
+    depth_weight: float = 0.01
+    """Stage 1: weight of ``((t_z - t_z_init) / 0.1 m)^2`` keeping depth near the similar-triangles estimate."""
+
+    silhouette_weight: float = 2.0
+    """Weight of ``1 - soft IoU`` between the rendered soft silhouette and the mask (only when a mask is given)."""
+
+    silhouette_size: int = 96
+    """Longer side (pixels) of the image grid the soft silhouette is rendered at (the mask is resized to it)."""
+
+    try_flip: bool = True
+    """Also start from the orientation turned by pi about the body's vertical axis (person facing away) and keep,
+    per person, whichever fits the torso better after stage 1."""
+
+    min_keypoints: int = 4
+    """A person needs at least this many confident keypoints spanning at least ``min_extent_px`` to be fitted;
+    others are skipped (reported in the diagnostics with the reason), never fitted to NaN."""
+
+    min_extent_px: float = 4.0
+    """Smallest accepted extent (pixels) of a person's confident keypoints."""
+
+    outside_margin: float = 0.1
+    """Keypoints farther outside the image than this fraction of its size are treated as missing."""
+
+    tol: float = 0.0
+    """Stop stage 2 early once the total energy fell by less than this fraction over 10 iterations (0: never)."""
+
+    optimize_shape: bool = True
+    """Fit shape parameters (betas / phenotypes). If False they stay at their initial (neutral) value."""
+
+    def __post_init__(self):
+        if self.optimizer not in ("adam", "lbfgs"):
+            raise InvalidInputError(f"optimizer: expected 'adam' or 'lbfgs', got {self.optimizer!r}")
+        for name in ("camera_iters", "body_iters", "min_keypoints"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise InvalidInputError(f"{name}: expected a non-negative integer, got {v!r}")
+        if self.min_keypoints < 2:
+            raise InvalidInputError(f"min_keypoints: expected at least 2, got {self.min_keypoints}")
+        for name in ("lr_camera", "lr_body", "lbfgs_lr", "robust_sigma"):
+            v = getattr(self, name)
+            if not (isinstance(v, (int, float)) and v > 0):
+                raise InvalidInputError(f"{name}: expected a positive number, got {v!r}")
+        for name in ("pose_prior_weights", "shape_weights"):
+            v = tuple(getattr(self, name))
+            if not v or any(not (isinstance(x, (int, float)) and x >= 0) for x in v):
+                raise InvalidInputError(f"{name}: expected a non-empty tuple of non-negative numbers, got {v!r}")
+            setattr(self, name, v)
+
+    def replace(self, **changes) -> "SMPLifyConfig":
+        """A copy with some fields changed (unknown names raise)."""
+        known = {f.name for f in fields(self)}
+        bad = sorted(set(changes) - known)
+        if bad:
+            raise InvalidInputError(f"SMPLifyConfig: unknown field(s) {bad}")
+        return replace(self, **changes)
+
+

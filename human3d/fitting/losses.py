@@ -1,0 +1,105 @@
+"""Pure loss functions for SMPLify-style fitting. Every function returns one energy per batch element ``[B]``.
+
+Conventions: pixel coordinates follow :mod:`human3d.geometry.cameras`; rotations are axis-angle (radians).
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "geman_mcclure",
+    "keypoint_scale",
+    "reprojection_energy",
+    "reprojection_error_px",
+    "hinge_limit_energy",
+    "squared_norm_energy",
+    "soft_iou_energy",
+]
+
+
+def geman_mcclure(sq_residual: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman–McClure robust penalty of squared residuals: ``sigma^2 r^2 / (sigma^2 + r^2)`` (SMPLify's GMoF).
+
+    Quadratic (``r^2``) for ``|r| << sigma``, saturating at ``sigma^2`` for outliers.
+    """
+    s2 = sigma * sigma
+    return s2 * sq_residual / (s2 + sq_residual)
+
+
+def keypoint_scale(keypoints: torch.Tensor, min_scale: float = 8.0) -> torch.Tensor:
+    """Person size in pixels ``[B]``: the longer side of the bounding box of confident keypoints ``[B, K, 3]``.
+
+    Used to make the reprojection energy independent of image resolution. Persons with < 2 keypoints get
+    ``min_scale``.
+    """
+    conf = keypoints[..., 2] > 0  # [B, K]
+    big = torch.finfo(keypoints.dtype).max
+    uv = keypoints[..., :2]
+    lo = torch.where(conf[..., None], uv, torch.full_like(uv, big)).amin(1)  # [B, 2]
+    hi = torch.where(conf[..., None], uv, torch.full_like(uv, -big)).amax(1)
+    ext = (hi - lo).amax(-1)
+    ext = torch.where(conf.sum(1) >= 2, ext, torch.full_like(ext, min_scale))
+    return ext.clamp_min(min_scale)
+
+
+def reprojection_energy(
+    pred_uv: torch.Tensor,
+    pred_valid: torch.Tensor,
+    target: torch.Tensor,
+    scale: torch.Tensor,
+    sigma: float = 0.2,
+    weights: torch.Tensor | None = None,
+    behind_penalty: float = 1.0,
+) -> torch.Tensor:
+    """Robust reprojection energy ``[B]``.
+
+    ``sum_k w_k c_k GM(|pred_k - target_k|^2 / scale^2, sigma)`` over keypoints, with confidences ``c_k``
+    (``target[..., 2]``), optional per-keypoint weights ``w_k`` ``[K]`` or ``[B, K]``, and residuals measured in
+    units of the person's size ``scale`` ``[B]`` (pixels), so ``sigma`` is a fraction of the person's size.
+
+    Keypoints the camera rejects (``pred_valid`` False: at or behind the near plane) get the saturated penalty
+    ``behind_penalty * sigma^2`` per unit confidence instead of their (meaningless) pixel residual, so a body
+    never gains by moving behind the camera.
+    """
+    conf = target[..., 2]  # [B, K]
+    if weights is not None:
+        conf = conf * weights
+    d2 = ((pred_uv - target[..., :2]) ** 2).sum(-1) / (scale[:, None] ** 2)  # [B, K]
+    rho = geman_mcclure(d2, sigma)
+    rho = torch.where(pred_valid, rho, torch.full_like(rho, behind_penalty * sigma * sigma))
+    return (conf * rho).sum(-1)
+
+
+def reprojection_error_px(pred_uv: torch.Tensor, pred_valid: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean Euclidean pixel error ``[B]`` over keypoints with confidence > 0 (unweighted; NaN-free: 0 if none).
+
+    Keypoints behind the camera count as ``inf`` would be misleading; they are excluded here and reported
+    separately by the fitter.
+    """
+    m = (target[..., 2] > 0) & pred_valid  # [B, K]
+    err = (pred_uv - target[..., :2]).norm(dim=-1)
+    n = m.sum(-1).clamp_min(1)
+    return torch.where(m, err, torch.zeros_like(err)).sum(-1) / n
+
+
+def hinge_limit_energy(angles: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Joint-angle limit energy ``[B]``: squared excess of ``angles`` ``[B, N]`` outside ``[lower, upper]`` ``[N]``.
+
+    Zero inside the range, ``(a - upper)^2`` above and ``(lower - a)^2`` below (radians^2). Use ``±inf`` for an
+    open side. SMPLify penalises only bending the wrong way (``exp`` of the signed angle); a quadratic outside a
+    range has the same intent, no gradient inside the allowed range, and no blow-up for large errors.
+    """
+    return (torch.relu(angles - upper) ** 2 + torch.relu(lower - angles) ** 2).sum(-1)
+
+
+def squared_norm_energy(x: torch.Tensor, mean: torch.Tensor | float = 0.0, std: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """``sum(((x - mean) / std)^2)`` over the last dimension of ``x`` ``[B, D]`` (a diagonal Gaussian's -2 log p)."""
+    return (((x - mean) / std) ** 2).sum(-1)
+
+
+def soft_iou_energy(silhouette: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """``1 - soft IoU`` ``[B]`` between soft silhouettes and target masks ``[B, H, W]`` in ``[0, 1]``."""
+    inter = (silhouette * mask).flatten(1).sum(-1)
+    union = (silhouette + mask - silhouette * mask).flatten(1).sum(-1)
+    return 1.0 - inter / (union + eps)

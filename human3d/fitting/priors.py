@@ -1,0 +1,302 @@
+"""What fitting optimises and how it is regularised: the pose space per model, the built-in simple pose prior,
+joint-angle limits and the shape prior.
+
+Pose space
+----------
+Fitting does not optimise every entry of ``body_pose``: fingers, toes, eyes and twist bones are not observable
+from body keypoints and stay at zero. A :class:`PoseSpace` lists *groups*, each one axis-angle ``[3]`` that drives
+one or more ``body_pose`` joints with fixed fractions (``body_pose[:, j] = sum_g E[g, j] r_g``):
+
+* SMPL / SMPL-H / SMPL-X: the 21 body joints, one group each (SMPL's two hand joints stay at zero);
+* Anny: the bones that :mod:`human3d.body.retarget` drives from motion capture: the trunk (one rotation split
+  equally over ``spine05..spine01``), the neck (split over ``neck01..neck03``), ``head``, and per side
+  ``clavicle``, ``upperarm01``, ``lowerarm01`` (elbow), ``wrist``, ``upperleg01``, ``lowerleg01`` (knee),
+  ``foot``: 15 groups.
+
+Joint-angle limits
+------------------
+Elbows and knees are hinges. Their flexion axis is found from the model's zero pose, so every model is handled
+alike and no per-rig axis table is needed: with ``u`` the upper segment's direction (shoulder -> elbow,
+hip -> knee) and ``f`` the body's forward direction, the elbow flexes about ``normalize(u x f)`` (the forearm
+swings forward) and the knee about ``normalize(f x u)`` (the shin swings backward). Both Anny (``local-ref``) and
+SMPL express a joint's relative rotation in axes that are world-aligned in the zero pose, so the projection of
+the joint's axis-angle on that axis is its flexion angle. Limits (radians): flexion in ``[-0.1, 2.6]`` (knee) /
+``[-0.1, 2.7]`` (elbow); knee side-bend and twist within ``±0.3``; elbow side-bend within ``±0.5``. For SMPL these
+axes come out as SMPLify's (its ``exp`` penalty acts on the left/right elbow's y and the knees' x components,
+``body_pose`` indices 55, 58, 12, 15 of the 72-vector, with the same signs).
+
+Priors
+------
+The pose prior is anything with ``energy(x) -> [B]`` (:class:`generative.priors.Prior`). The built-in
+``"simple"`` prior is a zero-mean diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group
+axis-angles with hand-set standard deviations per group (stiff trunk and neck, free limbs), listed in
+``_ANNY_STD`` / ``_SMPL_STD``. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
+:func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
+The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from human3d.errors import InvalidInputError
+
+__all__ = [
+    "PoseSpace",
+    "Hinge",
+    "PoseTerm",
+    "pose_space",
+    "simple_pose_prior",
+    "make_pose_term",
+    "hinge_angles",
+    "PRIOR_KINDS",
+]
+
+PRIOR_KINDS = ("simple", "vae", "flow", "diffusion", "gan", "none")
+
+# ---- per-model pose groups ---------------------------------------------------------------------------------------
+_ANNY_SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
+_ANNY_NECK = ["neck01", "neck02", "neck03"]
+_ANNY_GROUPS: list[tuple[str, list[str]]] = [("trunk", _ANNY_SPINE), ("neck", _ANNY_NECK), ("head", ["head"])]
+for _s in ("L", "R"):
+    _ANNY_GROUPS += [(f"{b}.{_s}", [f"{b}.{_s}"]) for b in
+                     ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")]  # fmt: skip
+# Standard deviations (radians) of the simple prior, per group (whole-group rotation).
+_ANNY_STD = {"trunk": 0.3, "neck": 0.3, "head": 0.35, "clavicle": 0.2, "upperarm01": 0.9, "lowerarm01": 0.9,
+             "wrist": 0.5, "upperleg01": 0.7, "lowerleg01": 0.8, "foot": 0.35}  # fmt: skip
+
+_SMPL_BODY = [
+    "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+]  # fmt: skip
+_SMPL_STD = {"hip": 0.7, "spine1": 0.2, "spine2": 0.15, "spine3": 0.15, "knee": 0.8, "ankle": 0.3, "foot": 0.1,
+             "neck": 0.25, "collar": 0.15, "head": 0.3, "shoulder": 0.8, "elbow": 0.9, "wrist": 0.5}  # fmt: skip
+
+# (limb, upper joint, hinge joint, lower joint) names per family; "forward" sign: +1 elbow (forearm forward),
+# -1 knee (shin backward).
+_HINGE_JOINTS = {
+    "anny": [("elbow.L", "upperarm01.L", "lowerarm01.L", +1), ("elbow.R", "upperarm01.R", "lowerarm01.R", +1),
+             ("knee.L", "upperleg01.L", "lowerleg01.L", -1), ("knee.R", "upperleg01.R", "lowerleg01.R", -1)],
+    "smpl": [("elbow.L", "left_shoulder", "left_elbow", +1), ("elbow.R", "right_shoulder", "right_elbow", +1),
+             ("knee.L", "left_hip", "left_knee", -1), ("knee.R", "right_hip", "right_knee", -1)],
+}  # fmt: skip
+# joint below each hinge (its rest position gives the lower segment's direction)
+_LOWER = {"anny": {"lowerarm01": "wrist", "lowerleg01": "foot"},
+          "smpl": {"left_elbow": "left_wrist", "right_elbow": "right_wrist", "left_knee": "left_ankle",
+                   "right_knee": "right_ankle"}}  # fmt: skip
+# (flexion lower, upper), side-bend half range, twist half range (None: free)
+_HINGE_LIMITS = {+1: ((-0.1, 2.7), 0.5, None), -1: ((-0.1, 2.6), 0.3, 0.3)}
+
+
+@dataclass
+class Hinge:
+    """A hinge joint: its group, flexion/side/twist axes (canonical frame) and limits (radians)."""
+
+    name: str
+    group: int  # index into PoseSpace.groups
+    flex_axis: torch.Tensor  # [3]
+    side_axis: torch.Tensor  # [3]
+    twist_axis: torch.Tensor  # [3] (the lower segment's rest direction)
+    flex_range: tuple[float, float]
+    side_limit: float | None
+    twist_limit: float | None
+
+
+@dataclass
+class PoseSpace:
+    """The optimised pose variables of a model (see the module docstring)."""
+
+    family: str
+    group_names: list[str]
+    expand: torch.Tensor  # [G, Jp] fractions: body_pose joint j gets sum_g expand[g, j] * r_g
+    n_pose_joints: int  # joints in body_pose
+    std: torch.Tensor  # [G] simple-prior standard deviations (radians)
+    hinges: list[Hinge] = field(default_factory=list)
+
+    @property
+    def num_groups(self) -> int:
+        return len(self.group_names)
+
+    def body_pose(self, groups: torch.Tensor, base: torch.Tensor | None = None) -> torch.Tensor:
+        """Group axis-angles ``[B, G, 3]`` -> ``body_pose`` ``[B, Jp * 3]`` (``base`` ``[B, Jp*3]`` added if given)."""
+        pose = torch.einsum("gj,bgd->bjd", self.expand.to(groups), groups).reshape(groups.shape[0], -1)
+        return pose if base is None else base + pose
+
+    def groups_from_body_pose(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """Inverse of :meth:`body_pose` on the groups' joints: ``[B, Jp*3]`` -> ``[B, G, 3]`` (least squares)."""
+        bp = body_pose.reshape(body_pose.shape[0], self.n_pose_joints, 3)
+        E = self.expand.to(bp)  # [G, Jp]
+        return torch.einsum("gj,bjd->bgd", E, bp) / (E**2).sum(1)[None, :, None]
+
+    def limb_hinge_arrays(self):
+        """Stacked hinge data: group indices [H], axes [H, 3, 3] (flex, side, twist rows), lo/hi [H, 3]."""
+        if not self.hinges:
+            return None
+        idx = torch.tensor([h.group for h in self.hinges])
+        axes = torch.stack([torch.stack([h.flex_axis, h.side_axis, h.twist_axis]) for h in self.hinges])
+        inf = float("inf")
+        lo = torch.tensor([[h.flex_range[0], -(h.side_limit or inf), -(h.twist_limit or inf)] for h in self.hinges])
+        hi = torch.tensor([[h.flex_range[1], h.side_limit or inf, h.twist_limit or inf] for h in self.hinges])
+        return idx, axes, lo, hi
+
+
+def hinge_angles(groups: torch.Tensor, space: PoseSpace):
+    """Flexion / side / twist angles ``[B, H, 3]`` of the hinges, and the limits ``lo``, ``hi`` ``[H, 3]``."""
+    arr = space.limb_hinge_arrays()
+    if arr is None:
+        empty = groups.new_zeros(groups.shape[0], 0, 3)
+        return empty, groups.new_zeros(0, 3), groups.new_zeros(0, 3)
+    idx, axes, lo, hi = arr
+    r = groups[:, idx.to(groups.device)]  # [B, H, 3]
+    ang = torch.einsum("hkd,bhd->bhk", axes.to(groups), r)
+    return ang, lo.to(groups), hi.to(groups)
+
+
+def _family(model) -> str:
+    fam = getattr(model, "family", None)
+    if fam == "anny":
+        return "anny"
+    if fam in ("smpl", "smplh", "smplx"):
+        return "smpl"
+    raise InvalidInputError(f"model: fitting supports Anny and the SMPL family, got family {fam!r}")
+
+
+def _std_for(name: str, table: dict[str, float]) -> float:
+    key = name.split(".")[0].removeprefix("left_").removeprefix("right_")
+    return table[key]
+
+
+@torch.no_grad()
+def pose_space(model) -> PoseSpace:
+    """The :class:`PoseSpace` of ``model`` (cached on the model object)."""
+    cached = getattr(model, "_h3d_pose_space", None)
+    if cached is not None:
+        return cached
+    fam = _family(model)
+    names = list(model.joint_names)
+    jp = model.parameter_shapes()["body_pose"][0] // 3
+    pose_names = names[1 : 1 + jp]
+    if fam == "anny":
+        groups = _ANNY_GROUPS
+        table = _ANNY_STD
+    else:
+        groups = [(n, [n]) for n in _SMPL_BODY if n in pose_names]
+        table = _SMPL_STD
+    E = torch.zeros(len(groups), jp)
+    for g, (_, members) in enumerate(groups):
+        for m in members:
+            if m not in pose_names:
+                raise InvalidInputError(f"model: joint {m!r} missing from {model.family}'s body_pose joints")
+            E[g, pose_names.index(m)] = 1.0 / len(members)
+    std = torch.tensor([_std_for(n, table) for n, _ in groups])
+    group_names = [n for n, _ in groups]
+
+    # Hinge axes from the zero pose (canonical frame: Y up, facing +Z).
+    out = model(model.default_params(1))
+    J = out.joints[0].double()  # [J, 3]
+    fwd = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
+    hinges = []
+    for hname, upper, mid, sign in _HINGE_JOINTS[fam]:
+        lower = J[names.index(_LOWER[fam][mid.split(".")[0]] + mid[len(mid.split(".")[0]):])]
+        u = J[names.index(mid)] - J[names.index(upper)]
+        u = u / u.norm()
+        flex = torch.linalg.cross(u, fwd) if sign > 0 else torch.linalg.cross(fwd, u)
+        flex = flex / flex.norm()
+        w = lower - J[names.index(mid)]
+        w = w / w.norm()
+        side = torch.linalg.cross(w, flex)
+        side = side / side.norm()
+        (lo, hi), side_lim, twist_lim = _HINGE_LIMITS[sign]
+        g = group_names.index(mid)
+        hinges.append(Hinge(hname, g, flex.float(), side.float(), w.float(), (lo, hi), side_lim, twist_lim))
+    space = PoseSpace(fam, group_names, E, jp, std, hinges)
+    try:
+        object.__setattr__(model, "_h3d_pose_space", space)
+    except Exception:  # pragma: no cover - exotic models
+        pass
+    return space
+
+
+def simple_pose_prior(space: PoseSpace):
+    """The built-in simple prior: a zero-mean diagonal Gaussian over the group axis-angles ``[B, G*3]``."""
+    from generative.priors import GaussianPrior
+
+    prior = GaussianPrior(space.num_groups * 3)
+    prior.scale_tril.copy_(torch.diag(space.std.repeat_interleave(3)))
+    return prior.freeze()
+
+
+@dataclass
+class PoseTerm:
+    """A pose prior and how its input is built: ``select(groups [B, G, 3], body_pose [B, Jp*3]) -> x [B, D]``."""
+
+    prior: object
+    select: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    name: str
+    scale: float = 1.0  # multiplies the energy (puts priors of different kinds on a comparable footing)
+
+    def energy(self, groups: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
+        return self.scale * self.prior.energy(self.select(groups, body_pose))
+
+
+def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
+    """Turn ``prior`` (a kind name from ``PRIOR_KINDS``, a Prior object, or None) into a :class:`PoseTerm`.
+
+    * ``"none"`` / None: no pose prior;
+    * ``"simple"``: :func:`simple_pose_prior` over the group axis-angles;
+    * ``"vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded through
+      ``generative.priors.pose.load_pose_prior``; it reads the ``body_pose`` entries of the bones it names;
+    * a Prior object: its ``dim`` must be ``3 * G`` (group axis-angles) or ``3 * Jp`` (full ``body_pose``), unless
+      it has a ``bones`` attribute naming ``body_pose`` joints.
+    """
+    if prior is None or (isinstance(prior, str) and prior == "none"):
+        return None
+    if isinstance(prior, str):
+        if prior not in PRIOR_KINDS:
+            raise InvalidInputError(f"prior: expected one of {list(PRIOR_KINDS)} or a Prior object, got {prior!r}")
+        if prior == "simple":
+            p = simple_pose_prior(space)
+            return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), "simple", 0.5)
+        try:
+            from generative.priors.pose import load_pose_prior
+        except ImportError as e:
+            raise InvalidInputError(
+                f"prior: the learned pose priors are not available in this installation ({e}); "
+                "use --prior simple or --prior none"
+            ) from None
+        fam = "anny" if space.family == "anny" else (getattr(model, "family", "smpl") if model is not None else "smpl")
+        p = load_pose_prior(prior, model=fam)
+        return _term_from_object(p, space, model, prior)
+    if not hasattr(prior, "energy"):
+        raise InvalidInputError(f"prior: expected a kind name or an object with energy(x), got {type(prior).__name__}")
+    return _term_from_object(prior, space, model, type(prior).__name__)
+
+
+def _term_from_object(p, space: PoseSpace, model, name: str) -> PoseTerm:
+    bones = getattr(p, "bones", None) or getattr(p, "bone_names", None)
+    dim = int(getattr(p, "dim", -1))
+    if bones is not None and model is not None:
+        names = list(model.joint_names)[1 : 1 + space.n_pose_joints]
+        missing = [b for b in bones if b not in names]
+        if missing:
+            raise InvalidInputError(f"prior {name}: bones {missing} are not body_pose joints of {model.family}")
+        idx = torch.tensor([names.index(b) for b in bones])
+        if dim not in (-1, 3 * len(bones)):
+            raise InvalidInputError(f"prior {name}: dim {dim} does not match 3 x {len(bones)} bones")
+
+        def select(g, bp, idx=idx):
+            return bp.reshape(bp.shape[0], -1, 3)[:, idx.to(bp.device)].reshape(bp.shape[0], -1)
+
+        return PoseTerm(p, select, name)
+    if dim == 3 * space.num_groups:
+        return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), name)
+    if dim == 3 * space.n_pose_joints:
+        return PoseTerm(p, lambda g, bp: bp, name)
+    raise InvalidInputError(
+        f"prior {name}: dim {dim} matches neither the {space.num_groups} pose groups ({3 * space.num_groups}) nor "
+        f"body_pose ({3 * space.n_pose_joints}); give the prior a 'bones' attribute naming its joints"
+    )

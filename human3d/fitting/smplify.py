@@ -1,0 +1,588 @@
+"""Staged SMPLify: fit a body model to 2D keypoints, every person of every image in one batched optimisation.
+
+Stages (Bogo et al., ECCV 2016, "Keep it SMPL"; Pavlakos et al., CVPR 2019, SMPLify-X):
+
+0. **Set-up.** Keypoints with NaN/inf coordinates, or farther outside the image than ``outside_margin``, become
+   missing (confidence 0). A person with fewer than ``min_keypoints`` confident keypoints, or whose keypoints
+   span under ``min_extent_px``, is *skipped*: the result says why and holds finite default parameters, and the
+   others are fitted as usual.
+1. **Camera and global orientation on the torso.** With the pose at zero and the shape neutral, the model's
+   keypoints are a rigid body: this stage optimises a rotation and translation of that body (no model
+   evaluation per iteration), on the torso keypoints (plus the face at a lower weight). The translation starts
+   from similar triangles on the torso (:func:`~human3d.fitting.camera_init.similar_triangles_translation`);
+   the orientation from upright, facing the camera and - when ``try_flip`` - also facing away; each person keeps
+   the better of the two.
+2. **Full body.** Pose (the :class:`~human3d.fitting.priors.PoseSpace` groups), shape, global orientation and
+   translation against all keypoints, with the pose- and shape-prior weights annealed from strong to weak.
+
+Energy per person (residuals in units of the person's size ``s``, the longer side of the confident keypoints'
+bounding box, so weights do not depend on image resolution)::
+
+    E = sum_k c_k GM(|pi(X_k) - x_k|^2 / s^2; sigma) / sigma^2          (robust reprojection, Geman-McClure)
+      + w_pose(t) * E_prior(pose) + w_shape(t) * |z|^2                 (annealed priors)
+      + w_limit * E_limits(elbows, knees) + w_sil * (1 - IoU(mask))     (hinge limits; optional silhouette)
+
+Cameras follow :mod:`human3d.geometry.cameras` (OpenCV, pixels with centres at ``j + 0.5``). Parameters are
+returned in the model's world frame (the given cameras' extrinsics are respected; with identity extrinsics the
+world is the camera frame, as in the CLI).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+
+from human3d.body.skeletons import convert_keypoints, skeleton_names
+from human3d.errors import InvalidInputError, check_tensor
+from human3d.fitting.camera_init import body_frame, facing_rotations, similar_triangles_translation
+from human3d.fitting.config import SMPLifyConfig
+from human3d.fitting.keypoint_fn import keypoint_function
+from human3d.fitting.losses import (
+    geman_mcclure,
+    hinge_limit_energy,
+    keypoint_scale,
+    reprojection_error_px,
+    soft_iou_energy,
+)
+from human3d.fitting.priors import PoseSpace, PoseTerm, hinge_angles, make_pose_term, pose_space
+from human3d.geometry.cameras import Cameras, project_points
+from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
+
+__all__ = ["smplify", "SMPLifyResult", "ANNY_FIT_RANGES"]
+
+_SKELETON_BY_K = {17: "coco17", 25: "body25", 18: "openpose_coco18"}
+_TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "mid_hip")
+_FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+
+# Range the fitter lets each Anny phenotype take (a sigmoid maps logits into it): the full valid range except age,
+# held to children and older (1/3 = child, 2/3 = young adult, 1 = old).
+ANNY_FIT_RANGES = {"gender": (0.0, 1.0), "age": (1.0 / 3.0, 1.0), "muscle": (0.0, 1.0), "weight": (0.0, 1.0),
+                   "height": (0.0, 1.0), "proportions": (0.0, 1.0)}  # fmt: skip
+
+
+@dataclass
+class SMPLifyResult:
+    """Parameters and diagnostics of a batched fit (index ``b`` = the ``b``-th input person)."""
+
+    params: dict[str, torch.Tensor]  # model parameters [B, ...] (model names), detached; finite for everyone
+    fitted: torch.Tensor  # [B] bool: False for skipped persons (see skip_reason)
+    skip_reason: list[str | None]  # why a person was skipped (None if fitted)
+    reprojection_error_px: torch.Tensor  # [B] mean pixel error over confident keypoints (0 where skipped)
+    keypoints2d: torch.Tensor  # [B, K, 2] projected model keypoints (skeleton ``skeleton``)
+    target: torch.Tensor  # [B, K, 3] the cleaned input keypoints (u, v, confidence) used by the fit
+    joints_behind_camera: torch.Tensor  # [B] int: model joints at or behind the camera's near plane
+    flipped: torch.Tensor  # [B] bool: the facing-away initialisation won stage 1
+    energy: torch.Tensor  # [B] final total energy
+    iterations: int  # optimiser iterations (stage 1 + stage 2)
+    evaluations: int  # body-model keypoint evaluations in stage 2 (L-BFGS line searches add some)
+    time_s: float  # wall time of the whole call
+    skeleton: str  # keypoint skeleton the fit used ("coco17" or "body25")
+    prior: str  # pose prior used ("none", "simple", "vae", ...)
+    dropped_keypoints: torch.Tensor  # [B] keypoints made missing (NaN coordinates or outside the image)
+    history: list[float] = field(default_factory=list)  # mean energy per stage-2 iteration
+
+    def person(self, b: int) -> dict:
+        """JSON-ready diagnostics of person ``b`` (None for values that do not apply)."""
+        ok = bool(self.fitted[b])
+        n = int(self.fitted.sum()) or 1
+        return {
+            "fitted": ok,
+            "skip_reason": self.skip_reason[b],
+            "reprojection_error_px": float(self.reprojection_error_px[b]) if ok else None,
+            "joints_behind_camera": int(self.joints_behind_camera[b]) if ok else None,
+            "flipped_init": bool(self.flipped[b]) if ok else None,
+            "energy": float(self.energy[b]) if ok else None,
+            "iterations": self.iterations if ok else 0,
+            "time_s": self.time_s / n if ok else 0.0,
+            "prior": self.prior,
+            "dropped_keypoints": int(self.dropped_keypoints[b]),
+            "num_keypoints": int((self.target[b, :, 2] > 0).sum()),
+        }
+
+
+# ---- input handling ------------------------------------------------------------------------------------------------
+def _as_keypoints(keypoints2d, skeleton: str | None) -> tuple[torch.Tensor, str]:
+    if isinstance(keypoints2d, np.ndarray):
+        keypoints2d = torch.from_numpy(np.ascontiguousarray(keypoints2d))
+    if not isinstance(keypoints2d, torch.Tensor):
+        raise InvalidInputError(f"keypoints2d: expected a tensor [B, K, 3], got {type(keypoints2d).__name__}")
+    kp = keypoints2d.detach().to(torch.float32)
+    if kp.dim() == 2:
+        kp = kp[None]
+    check_tensor(kp, "keypoints2d", (None, None, 3), finite=False)
+    if kp.shape[0] == 0:
+        raise InvalidInputError("keypoints2d: empty batch (no persons)")
+    if skeleton is None:
+        skeleton = _SKELETON_BY_K.get(kp.shape[1])
+        if skeleton is None:
+            raise InvalidInputError(
+                f"keypoints2d: cannot tell the skeleton from K={kp.shape[1]} keypoints; expected 17 (COCO), "
+                "25 (OpenPose BODY_25) or 18 (OpenPose COCO-18), or pass skeleton="
+            )
+    names = skeleton_names(skeleton)
+    if len(names) != kp.shape[1]:
+        raise InvalidInputError(f"keypoints2d: skeleton {skeleton!r} has {len(names)} keypoints, got {kp.shape[1]}")
+    return kp, skeleton
+
+
+def _as_camera(camera, B: int, dtype) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int] | None]:
+    """-> K [B, 3, 3], world_to_camera [B, 4, 4], (W, H) or None."""
+    size = None
+    if isinstance(camera, Cameras):
+        K, w2c, size = camera.K, camera.world_to_camera, (int(camera.width), int(camera.height))
+    elif isinstance(camera, torch.Tensor):
+        K = camera if camera.dim() == 3 else camera[None]
+        check_tensor(K, "camera", (None, 3, 3))
+        w2c = torch.eye(4, dtype=K.dtype, device=K.device).expand(K.shape[0], 4, 4)
+    else:
+        raise InvalidInputError(f"camera: expected Cameras or intrinsics K [B, 3, 3], got {type(camera).__name__}")
+    if K.shape[0] == 1 and B > 1:
+        K, w2c = K.expand(B, 3, 3), w2c.expand(B, 4, 4)
+    if K.shape[0] != B:
+        raise InvalidInputError(f"camera: {K.shape[0]} cameras for {B} persons (give 1 or one per person)")
+    if not bool((K[:, 0, 0] > 0).all() and (K[:, 1, 1] > 0).all()):
+        raise InvalidInputError("camera: focal lengths K[0,0], K[1,1] must be positive")
+    return K.to(dtype), w2c.to(dtype), size
+
+
+def _clean_keypoints(kp, sizes, cfg: SMPLifyConfig):
+    """NaN/inf -> missing; outside the image (beyond the margin) -> missing. Returns kp, dropped [B]."""
+    kp = kp.clone()
+    conf = kp[..., 2]
+    bad = ~torch.isfinite(kp).all(-1) | ~torch.isfinite(conf)
+    conf = torch.nan_to_num(conf, nan=0.0, posinf=0.0, neginf=0.0).clamp(0.0, 1.0)
+    dropped = bad & (torch.nan_to_num(kp[..., 2], nan=1.0) != 0)
+    if sizes is not None:
+        W, H = sizes[:, 0:1], sizes[:, 1:2]  # [B, 1]
+        m = cfg.outside_margin
+        u, v = kp[..., 0], kp[..., 1]
+        out = (u < -m * W) | (u > (1 + m) * W) | (v < -m * H) | (v > (1 + m) * H)
+        out = out & ~bad & (conf > 0)
+        dropped = dropped | out
+        bad = bad | out
+    conf = torch.where(bad, torch.zeros_like(conf), conf)
+    kp[..., :2] = torch.where(bad[..., None], torch.zeros_like(kp[..., :2]), kp[..., :2])
+    kp[..., 2] = conf
+    return kp, dropped.sum(-1)
+
+
+def _skip_reasons(kp, cfg: SMPLifyConfig) -> list[str | None]:
+    n = (kp[..., 2] > 0).sum(-1)
+    ext = keypoint_scale(kp, min_scale=0.0)
+    out = []
+    for b in range(kp.shape[0]):
+        if int(n[b]) == 0:
+            out.append("no keypoints with confidence > 0")
+        elif int(n[b]) < cfg.min_keypoints:
+            out.append(f"only {int(n[b])} keypoint(s) with confidence > 0 (need {cfg.min_keypoints})")
+        elif float(ext[b]) < cfg.min_extent_px:
+            out.append(f"keypoints span {float(ext[b]):.1f} px (need {cfg.min_extent_px})")
+        else:
+            out.append(None)
+    return out
+
+
+# ---- shape parametrisation ------------------------------------------------------------------------------------------
+class _Shape:
+    """Maps unconstrained variables z [B, S] (0 = initial shape) to the model's shape parameter."""
+
+    def __init__(self, model, B: int, dtype, device):
+        self.name = model.shape_param
+        self.dim = model.parameter_shapes()[self.name][0]
+        self.anny = model.family == "anny"
+        if self.anny:
+            labels = list(getattr(model, "phenotype_labels", ANNY_FIT_RANGES))
+            lo = torch.tensor([ANNY_FIT_RANGES[n][0] for n in labels], dtype=dtype, device=device)
+            hi = torch.tensor([ANNY_FIT_RANGES[n][1] for n in labels], dtype=dtype, device=device)
+            init = torch.full_like(lo, model.default_value(self.name)).clamp(lo + 1e-3, hi - 1e-3)
+            self.lo, self.span = lo, hi - lo
+            self.z0 = torch.logit((init - lo) / (hi - lo))
+        self.B, self.dtype, self.device = B, dtype, device
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        if self.anny:
+            return self.lo + self.span * torch.sigmoid(z + self.z0)
+        return z
+
+
+# ---- the fit -------------------------------------------------------------------------------------------------------
+def _anneal(values: tuple[float, ...], t: float) -> float:
+    """Piecewise geometric interpolation through ``values`` at t in [0, 1] (linear where a value is 0)."""
+    if len(values) == 1:
+        return float(values[0])
+    x = t * (len(values) - 1)
+    i = min(int(x), len(values) - 2)
+    f = x - i
+    a, b = float(values[i]), float(values[i + 1])
+    if a > 0 and b > 0:
+        return math.exp((1 - f) * math.log(a) + f * math.log(b))
+    return (1 - f) * a + f * b
+
+
+def _data_energy(uv, valid, target, scale, sigma, weights=None):
+    """[B] robust reprojection energy normalised to saturate at 1 per keypoint (see module docstring)."""
+    conf = target[..., 2] if weights is None else target[..., 2] * weights
+    d2 = ((uv - target[..., :2]) ** 2).sum(-1) / (scale[:, None] ** 2)  # [B, K]
+    rho = geman_mcclure(d2, sigma) / (sigma * sigma)
+    rho = torch.where(valid, rho, torch.ones_like(rho))  # behind the camera: the saturated penalty
+    return (conf * rho).sum(-1)
+
+
+def smplify(
+    model,
+    keypoints2d,
+    camera,
+    prior="simple",
+    *,
+    skeleton: str | None = None,
+    config: SMPLifyConfig | None = None,
+    image_size=None,
+    masks: list | torch.Tensor | None = None,
+    progress: bool | Callable[[int, int], None] = False,
+    **overrides,
+) -> SMPLifyResult:
+    """Fit ``model`` to 2D keypoints of ``B`` persons at once (see the module docstring for the stages).
+
+    Args:
+        model: a :class:`~human3d.body.model.BodyModel` (Anny or the SMPL family).
+        keypoints2d: ``[B, K, 3]`` (u, v, confidence) pixels, tensor or array; K = 17 (COCO), 25 (BODY_25) or 18
+            (OpenPose COCO-18, converted to BODY_25). Confidence 0 = missing.
+        camera: :class:`~human3d.geometry.cameras.Cameras` (one, or one per person) or intrinsics ``K``
+            ``[B, 3, 3]`` / ``[3, 3]`` (identity extrinsics).
+        prior: pose prior: ``"simple"`` (built-in Gaussian), ``"vae" | "flow" | "diffusion" | "gan"`` (shipped
+            learned priors), ``"none"``/None, or any object with ``energy(x)`` (see
+            :func:`~human3d.fitting.priors.make_pose_term`).
+        skeleton: keypoint skeleton name, if K alone does not tell.
+        config: :class:`SMPLifyConfig`; keyword ``overrides`` replace its fields (e.g. ``body_iters=30``).
+        image_size: ``(W, H)`` or ``[B, 2]`` per person (default: the Cameras' size); used to drop keypoints
+            outside the image and for the silhouette term.
+        masks: optional person masks, ``[B, H, W]`` in [0, 1] or a list with a ``[H, W]`` tensor or None per
+            person (image resolution). A mask marked as shared by several persons should be given to each; the
+            term then only penalises body outside the mask (see ``_silhouette_energy``).
+        progress: True for a tqdm bar, or a callable ``(done, total)``.
+    Returns:
+        :class:`SMPLifyResult`.
+    """
+    t_start = time.perf_counter()
+    cfg = (config or SMPLifyConfig()).replace(**overrides) if overrides else (config or SMPLifyConfig())
+    kp_in, skeleton = _as_keypoints(keypoints2d, skeleton)
+    dtype = model.dtype
+    device = model.faces.device
+    kp_in = kp_in.to(device)
+    B = kp_in.shape[0]
+    K, w2c, cam_size = _as_camera(camera, B, dtype)
+    K, w2c = K.to(device), w2c.to(device)
+    if image_size is None and cam_size is not None:
+        image_size = cam_size
+    sizes = None
+    if image_size is not None:
+        sizes = torch.as_tensor(image_size, dtype=torch.float32, device=device).reshape(-1, 2).expand(B, 2)
+        if not bool(torch.isfinite(sizes).all() and (sizes > 0).all()):
+            raise InvalidInputError(f"image_size: expected positive (W, H), got {image_size}")
+    if skeleton == "openpose_coco18":
+        kp_in, skeleton = convert_keypoints(kp_in, "openpose_coco18", "body25"), "body25"
+    kp, dropped = _clean_keypoints(kp_in, sizes, cfg)
+    reasons = _skip_reasons(kp, cfg)
+    ok = torch.tensor([r is None for r in reasons], device=device)
+    space = pose_space(model)
+    term = make_pose_term(prior, space, model)
+    prior_name = prior if isinstance(prior, str) else ("none" if prior is None else type(prior).__name__)
+    kp_fn = keypoint_function(model)
+
+    params = model.default_params(B)
+    params = {k: v.to(device) for k, v in params.items()}
+    res_uv = torch.zeros(B, kp.shape[1], 2, dtype=dtype, device=device)
+    energy = torch.zeros(B, dtype=dtype, device=device)
+    flipped = torch.zeros(B, dtype=torch.bool, device=device)
+    history: list[float] = []
+    iters = evals = 0
+    idx = ok.nonzero().flatten()
+    if idx.numel():
+        bar = _Progress(progress, cfg.camera_iters + cfg.body_iters)
+        mask_sub = None
+        if masks is not None:
+            mask_sub = [masks[int(i)] for i in idx]
+        fit = _fit(model, kp_fn, space, term, kp[idx], K[idx], w2c[idx], None if sizes is None else sizes[idx],
+                   skeleton, cfg, mask_sub, bar)  # fmt: skip
+        bar.close()
+        for name, value in fit["params"].items():
+            params[name] = params[name].clone()
+            params[name][idx] = value.detach().to(params[name].dtype)
+        energy[idx] = fit["energy"].detach()
+        flipped[idx] = fit["flipped"]
+        history, iters, evals = fit["history"], fit["iterations"], fit["evaluations"]
+        # A person whose optimisation produced non-finite values gets its stage-1 result (never NaN out).
+        bad = ~torch.stack([torch.isfinite(params[n][idx]).reshape(len(idx), -1).all(-1) for n in params]).all(0)
+        for j in bad.nonzero().flatten().tolist():
+            b = int(idx[j])
+            for name, value in fit["stage1"].items():
+                params[name][b] = value[j].detach()
+
+    # Final evaluation: projected keypoints, reprojection error, joints behind the camera.
+    with torch.no_grad():
+        out = model(params)
+        X = out.keypoints[skeleton]
+        proj = project_points(X, K, w2c)
+        res_uv = proj.uv
+        err = reprojection_error_px(proj.uv, proj.valid, kp)
+        err = torch.where(ok, err, torch.zeros_like(err))
+        jproj = project_points(out.joints, K, w2c)
+        behind = (~jproj.valid).sum(-1)
+    return SMPLifyResult(
+        params={k: v.detach() for k, v in params.items()},
+        fitted=ok,
+        skip_reason=reasons,
+        reprojection_error_px=err,
+        keypoints2d=res_uv,
+        target=kp,
+        joints_behind_camera=behind,
+        flipped=flipped,
+        energy=energy,
+        iterations=iters,
+        evaluations=evals,
+        time_s=time.perf_counter() - t_start,
+        skeleton=skeleton,
+        prior=prior_name if term is not None else "none",
+        dropped_keypoints=dropped,
+        history=history,
+    )
+
+
+class _Progress:
+    def __init__(self, progress, total: int):
+        self.fn, self.bar, self.done, self.total = None, None, 0, total
+        if callable(progress):
+            self.fn = progress
+        elif progress:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc="smplify", unit="it", leave=False)
+
+    def update(self, n: int = 1):
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+        if self.fn is not None:
+            self.fn(self.done, self.total)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, sizes, skeleton, cfg, masks, bar):
+    B = kp.shape[0]
+    dtype, device = K.dtype, K.device
+    names = skeleton_names(skeleton)
+    scale = keypoint_scale(kp)  # [B] px
+    sigma = cfg.robust_sigma
+    torso_w = torch.tensor([1.0 if n in _TORSO else (0.3 if n in _FACE else 0.0) for n in names], dtype=dtype,
+                           device=device)  # fmt: skip
+    n_torso = ((kp[..., 2] > 0) & (torso_w[None] >= 1.0)).sum(-1)
+    # Persons without >= 3 torso keypoints use every keypoint in stage 1.
+    w1 = torch.where((n_torso >= 3)[:, None], torso_w[None].expand(B, -1), torch.ones_like(kp[..., 2]))  # [B, K]
+    R_w2c, T_w2c = w2c[:, :3, :3], w2c[:, :3, 3]
+
+    shape = _Shape(model, B, dtype, device)
+    z = torch.zeros(B, shape.dim, dtype=dtype, device=device)
+    base = {"global_orient": torch.zeros(B, 3, dtype=dtype, device=device),
+            "body_pose": torch.zeros(B, space.n_pose_joints * 3, dtype=dtype, device=device),
+            shape.name: shape(z), "transl": torch.zeros(B, 3, dtype=dtype, device=device)}  # fmt: skip
+    with torch.no_grad():
+        kp0 = kp_fn(base)[skeleton]  # [B, K, 3] model frame, zero pose
+        li = {n: names.index(n) for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")}
+        frame = body_frame(*(kp0[:, li[n]] for n in ("left_shoulder", "right_shoulder", "left_hip", "right_hip")))
+        yaws = (0.0, math.pi) if cfg.try_flip else (0.0,)
+        R0 = facing_rotations(frame, yaws)  # [Y, B, 3, 3] model -> camera
+        Y = R0.shape[0]
+        Xc = torch.einsum("ybij,bkj->ybki", R0, kp0)  # [Y, B, K, 3]
+        t0 = torch.stack([similar_triangles_translation(kp[..., :2], Xc[y], K, kp[..., 2] * w1) for y in range(Y)])
+
+    # ---- stage 1: rigid body (rotation + translation) per hypothesis ----
+    d1 = torch.zeros(Y, B, 3, dtype=dtype, device=device, requires_grad=True)
+    t1 = t0.clone().requires_grad_(True)
+    KY, kpY, scY, w1Y = K.repeat(Y, 1, 1), kp.repeat(Y, 1, 1), scale.repeat(Y), w1.repeat(Y, 1)
+    kp0Y = kp0.repeat(Y, 1, 1)
+
+    def stage1_energy():
+        R = axis_angle_to_matrix(d1) @ R0  # [Y, B, 3, 3]
+        X = torch.einsum("nij,nkj->nki", R.reshape(-1, 3, 3), kp0Y) + t1.reshape(-1, 1, 3)  # [YB, K, 3]
+        pr = project_points(X, KY)
+        e = _data_energy(pr.uv, pr.valid, kpY, scY, sigma, w1Y)
+        e = e + cfg.depth_weight * (t1.reshape(-1, 3)[:, 2] - t0.reshape(-1, 3)[:, 2]) ** 2 / (0.1**2)
+        return e.reshape(Y, B)
+
+    _optimize([d1, t1], stage1_energy, cfg.camera_iters, cfg.optimizer, cfg.lr_camera, cfg.lbfgs_lr, bar)
+    with torch.no_grad():
+        e1 = stage1_energy()  # [Y, B]
+        best = e1.argmin(0)  # [B]
+        ar = torch.arange(B, device=device)
+        Rc = (axis_angle_to_matrix(d1) @ R0)[best, ar]  # [B, 3, 3] model -> camera
+        tc = t1[best, ar]  # [B, 3]
+        flipped = best == 1
+        # model parameters: global orientation in the world, translation from one rigid evaluation
+        R_body = R_w2c.transpose(-1, -2) @ Rc
+        go = matrix_to_axis_angle(R_body)
+        kp1 = kp_fn({**base, "global_orient": go})[skeleton]  # [B, K, 3] world, transl 0
+        want_cam = torch.einsum("bij,bkj->bki", Rc, kp0) + tc[:, None]
+        want = torch.einsum("bji,bkj->bki", R_w2c, want_cam - T_w2c[:, None])  # R^T (x - T)
+        transl0 = (want - kp1).mean(1)
+    stage1 = {"global_orient": go.clone(), "transl": transl0.clone(), **{k: v.clone() for k, v in base.items()
+              if k not in ("global_orient", "transl")}}  # fmt: skip
+
+    # ---- stage 2: full body ----
+    groups = torch.zeros(B, space.num_groups, 3, dtype=dtype, device=device, requires_grad=True)
+    dg = torch.zeros(B, 3, dtype=dtype, device=device, requires_grad=True)
+    tr = transl0.clone().requires_grad_(True)
+    zz = z.clone().requires_grad_(cfg.optimize_shape)
+    variables = [groups, dg, tr] + ([zz] if cfg.optimize_shape else [])
+    sil = _Silhouette(model, masks, K, w2c, sizes, cfg) if masks is not None and cfg.silhouette_weight > 0 else None
+    state = {"t": 0.0, "evals": 0}
+
+    def assemble():
+        go2 = matrix_to_axis_angle(axis_angle_to_matrix(dg) @ R_body)
+        return {"global_orient": go2, "body_pose": space.body_pose(groups), shape.name: shape(zz), "transl": tr}
+
+    def stage2_energy():
+        state["evals"] += 1
+        p = assemble()
+        X = kp_fn(p)[skeleton]
+        pr = project_points(X, K, w2c)
+        e = _data_energy(pr.uv, pr.valid, kp, scale, sigma)
+        t = state["t"]
+        if term is not None:
+            e = e + _anneal(cfg.pose_prior_weights, t) * term.energy(groups, p["body_pose"])
+        if cfg.optimize_shape:
+            e = e + _anneal(cfg.shape_weights, t) * (zz**2).sum(-1)
+        if cfg.angle_limit_weight > 0:
+            ang, lo, hi = hinge_angles(groups, space)
+            e = e + cfg.angle_limit_weight * hinge_limit_energy(ang.reshape(B, -1), lo.flatten(), hi.flatten())
+        if sil is not None:
+            e = e + cfg.silhouette_weight * sil.energy(p)
+        return e
+
+    n2 = cfg.body_iters
+    history: list[float] = []
+
+    def on_step(i, e):
+        history.append(float(e.mean()))
+
+    its2 = _optimize(variables, stage2_energy, n2, cfg.optimizer, cfg.lr_body, cfg.lbfgs_lr, bar,
+                     anneal=lambda frac: state.__setitem__("t", frac), on_step=on_step, tol=cfg.tol,
+                     n_sub=len(cfg.pose_prior_weights))  # fmt: skip
+    with torch.no_grad():
+        state["t"] = 1.0
+        e_final = stage2_energy()
+        final = {k: v.detach() for k, v in assemble().items()}
+    return {"params": final, "energy": e_final, "flipped": flipped, "history": history,
+            "iterations": cfg.camera_iters + its2, "evaluations": state["evals"], "stage1": stage1}  # fmt: skip
+
+
+def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, anneal=None, on_step=None, tol=0.0,
+              n_sub=3) -> int:  # fmt: skip
+    """Minimise ``energy_fn().sum()`` over ``variables``; returns the iterations run."""
+    if n_iters <= 0:
+        return 0
+    if optimizer == "adam":
+        opt = torch.optim.Adam(variables, lr=lr)
+        last = None
+        for i in range(n_iters):
+            frac = i / max(n_iters - 1, 1)
+            if anneal is not None:
+                anneal(frac)
+            for g in opt.param_groups:  # cosine decay to 10% of the initial step
+                g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            opt.zero_grad(set_to_none=True)
+            e = energy_fn()
+            e.sum().backward()
+            opt.step()
+            bar.update(1)
+            if on_step is not None:
+                on_step(i, e.detach())
+            if tol > 0 and i % 10 == 9:
+                cur = float(e.detach().sum())
+                if last is not None and (last - cur) <= tol * abs(last):
+                    bar.update(n_iters - i - 1)
+                    return i + 1
+                last = cur
+        return n_iters
+    # L-BFGS: constant weights per sub-stage
+    n_sub = max(1, min(n_sub, n_iters)) if anneal is not None else 1
+    done = 0
+    for s in range(n_sub):
+        its = n_iters // n_sub + (1 if s < n_iters % n_sub else 0)
+        if anneal is not None:
+            anneal(s / max(n_sub - 1, 1))
+        opt = torch.optim.LBFGS(variables, lr=lbfgs_lr, max_iter=its, history_size=10,
+                                line_search_fn="strong_wolfe", tolerance_grad=1e-9, tolerance_change=1e-12)  # fmt: skip
+        last_e = {}
+
+        def closure():
+            opt.zero_grad(set_to_none=True)
+            e = energy_fn()
+            last_e["e"] = e.detach()
+            loss = e.sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)
+        n_done = int(opt.state[opt._params[0]].get("n_iter", its))
+        done += n_done
+        bar.update(its)
+        if on_step is not None and "e" in last_e:
+            on_step(s, last_e["e"])
+    return done
+
+
+class _Silhouette:
+    """Soft-silhouette term against per-person masks, rendered at ``cfg.silhouette_size`` px (long side).
+
+    A person whose mask is None has no term. Energy: ``1 - soft IoU`` (the mask is the person's silhouette).
+    """
+
+    def __init__(self, model, masks, K, w2c, sizes, cfg):
+        import torch.nn.functional as F
+
+        B = K.shape[0]
+        if len(masks) != B:
+            raise InvalidInputError(f"masks: expected {B} entries (one per person), got {len(masks)}")
+        self.model, self.faces = model, model.faces
+        self.has = torch.tensor([m is not None for m in masks], device=K.device)
+        S = int(cfg.silhouette_size)
+        grids, Ks = [], []
+        shapes = []
+        for b, m in enumerate(masks):
+            if m is None:
+                m = torch.zeros(8, 8)
+            m = torch.as_tensor(m, dtype=torch.float32)
+            if m.dim() != 2:
+                raise InvalidInputError(f"masks[{b}]: expected [H, W], got shape {tuple(m.shape)}")
+            H, W = m.shape
+            f = S / max(H, W)
+            h, w = max(1, round(H * f)), max(1, round(W * f))
+            grids.append(F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0].clamp(0, 1))
+            Kb = K[b].clone()
+            Kb[:2] *= torch.tensor([w / W, h / H], dtype=K.dtype, device=K.device)[:, None]
+            Kb[2] = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+            Ks.append(Kb)
+            shapes.append((h, w))
+        self.H, self.W = max(s[0] for s in shapes), max(s[1] for s in shapes)
+        target = torch.zeros(B, self.H, self.W)
+        for b, g in enumerate(grids):
+            target[b, : g.shape[0], : g.shape[1]] = g
+        self.target = target.to(K.device, K.dtype)
+        self.cameras = Cameras(torch.stack(Ks), w2c, self.W, self.H)
+
+    def energy(self, params) -> torch.Tensor:
+        from human3d.render.soft import render_soft_silhouette
+
+        verts = self.model(params).vertices
+        sil = render_soft_silhouette(verts, self.faces, self.cameras, sigma=1.0, compute_depth=False,
+                                     cull_backfaces=True).silhouette  # fmt: skip
+        e = soft_iou_energy(sil, self.target)
+        return torch.where(self.has, e, torch.zeros_like(e))
