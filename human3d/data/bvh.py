@@ -231,7 +231,8 @@ def forward_kinematics(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """World joint heads ``[F, J, 3]`` and world rotations ``[F, J, 3, 3]``.
 
-    ``offsets`` [J, 3] (parent frame), ``rotations`` [F, J, 3, 3] local, ``root_positions`` [F, 3].
+    ``offsets`` [J, 3] or per frame [F, J, 3] (parent frame), ``rotations`` [F, J, 3, 3] local,
+    ``root_positions`` [F, 3].
     Loops over joints (tens), vectorised over frames.
     """
     F, J = rotations.shape[:2]
@@ -245,7 +246,8 @@ def forward_kinematics(
             if p >= j:
                 raise InvalidInputError(f"parents: joint {j} has parent {p}; parents must come first")
             world_rot[j] = world_rot[p] @ rotations[:, j]
-            world_pos[j] = world_pos[p] + (world_rot[p] @ offsets[j].to(rotations.dtype))
+            off = offsets[..., j, :].to(rotations.dtype)  # [3] or [F, 3]
+            world_pos[j] = world_pos[p] + (world_rot[p] @ off[..., None])[..., 0]
     return torch.stack(world_pos, 1), torch.stack(world_rot, 1)
 
 
