@@ -42,8 +42,8 @@ Outputs
 Skinning
     ``skinning="lbs"`` (pure torch, dense weights), ``"warp_lbs"`` (NVIDIA warp kernel, with its own backward;
     its gradients match "lbs" to round-off) or ``"auto"`` (default): warp where it runs on the model's device,
-    else lbs. Measured on 2 CPU cores (``tools/bench/body_anny.py``) warp is faster at B=1 and B=64, forward
-    and forward+backward, hence the default.
+    else lbs. Measured on CPU (``tools/bench/body_anny.py``), warp is ~2.5x faster than lbs at B=64 (forward
+    and forward+backward) and on par at B=1, where Anny's rest-shape computation dominates; hence the default.
 Cache
     The first build takes ~2 min and writes ~0.8 GB; see :mod:`human3d.body.cache` for where. Built models are
     kept per process (keyed by cache folder, skinning, dtype, device), so later ``AnnyBody()`` calls are instant.
