@@ -17,6 +17,15 @@ from generative.vae import (
 from human3d.errors import InvalidInputError
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread avoids OpenMP contention on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def test_kl_diag_gaussians_matches_torch_and_monte_carlo():
     g = torch.Generator().manual_seed(0)
     mq, lq, mp, lp = (torch.randn(5, 3, generator=g, dtype=torch.float64) for _ in range(4))

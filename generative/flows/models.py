@@ -92,12 +92,12 @@ class Flow(nn.Module):
         generator: torch.Generator | None = None,
     ) -> torch.Tensor:
         """n samples [n, *data_shape]: z ~ N(0, temperature^2 I), x = f^{-1}(z)."""
-        dev = next(self.parameters()).device
+        ref = next(self.parameters())
         if self.cond_dim:
             check_data(cond, "cond", (self.cond_dim,))
             if cond.shape[0] != n:
                 raise InvalidInputError(f"cond: has {cond.shape[0]} rows, expected n={n}")
-        z = temperature * torch.randn(n, self.dim, generator=generator, device=dev)
+        z = temperature * torch.randn(n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype)
         return self.inverse(z, cond)
 
 
