@@ -175,25 +175,25 @@ class MADE(nn.Module):
 
         ``mask_index=None`` samples the mixture: each sample picks a mask set uniformly. ``temperature`` scales the
         Gaussian σ (Bernoulli: divides the logits)."""
-        dev = self.out.weight.device
+        dev, dt = self.out.weight.device, self.out.weight.dtype
         if self.cond is not None:
             check_data(cond, "cond", (self.config.cond_dim,))
         if mask_index is None:
             comp = torch.randint(self.num_masks, (n,), generator=generator).to(dev)
         else:
             comp = torch.full((n,), int(mask_index), device=dev)
-        x = torch.zeros(n, self.dim, device=dev)
+        x = torch.zeros(n, self.dim, device=dev, dtype=dt)
         for k in comp.unique().tolist():
             sel = (comp == k).nonzero().squeeze(1)
-            xk = torch.zeros(len(sel), self.dim, device=dev)
+            xk = torch.zeros(len(sel), self.dim, device=dev, dtype=dt)
             ck = cond[sel] if cond is not None else None
             for d in torch.argsort(self.orders[k]).tolist():
                 p = self(xk, ck, k)[:, d]
                 if self.n_out == 2:
-                    e = torch.randn(len(sel), generator=generator).to(dev)
+                    e = torch.randn(len(sel), generator=generator).to(dev, dt)
                     xk[:, d] = p[:, 0] + temperature * p[:, 1].exp() * e
                 else:
-                    u = torch.rand(len(sel), generator=generator).to(dev)
+                    u = torch.rand(len(sel), generator=generator).to(dev, dt)
                     xk[:, d] = (u < torch.sigmoid(p[:, 0] / temperature)).float()
             x[sel] = xk
         return x

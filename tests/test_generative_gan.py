@@ -1,0 +1,137 @@
+"""GAN tests: gradient penalty by hand, the optimal discriminator D* = p_d/(p_d+p_g), k D-steps per G-step, and a
+tiny GAN moving its samples to a 1-D target (plain, WGAN-GP and conditional)."""
+
+import math
+
+import pytest
+import torch
+
+from generative.gan import (
+    GAN,
+    GANConfig,
+    discriminator_loss_nonsaturating,
+    generator_loss_nonsaturating,
+    gradient_penalty,
+)
+from generative.training import TrainConfig
+from human3d.errors import InvalidInputError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny networks: one intra-op thread avoids OpenMP contention on the shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_gradient_penalty_matches_definition_on_linear_and_quadratic_critics():
+    torch.manual_seed(0)
+    w = torch.tensor([0.3, -2.0, 1.1], requires_grad=True)
+    real, fake = torch.randn(5, 3), torch.randn(5, 3)
+    gp = gradient_penalty(lambda x: x @ w + 0.7, real, fake)
+    # linear critic: gradient is w everywhere -> (||w|| - 1)^2
+    torch.testing.assert_close(gp, (w.detach().norm() - 1) ** 2)
+    gp.backward()  # differentiable in the critic's parameters: d/dw (||w|| - 1)^2 = 2 (||w|| - 1) w / ||w||
+    wd = w.detach()
+    torch.testing.assert_close(w.grad, 2 * (wd.norm() - 1) * wd / wd.norm())
+    # quadratic critic f(x) = ||x||^2 / 2: gradient = x̂ = e real + (1 - e) fake
+    e = torch.rand(5)
+    gp2 = gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), real, fake, eps=e)
+    xh = e[:, None] * real + (1 - e[:, None]) * fake
+    torch.testing.assert_close(gp2, ((xh.norm(dim=1) - 1) ** 2).mean())
+    # images: norm over all non-batch dims
+    ri, fi = torch.randn(4, 1, 2, 2), torch.randn(4, 1, 2, 2)
+    gp3 = gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), ri, fi, eps=e[:4])
+    xhi = (e[:4, None, None, None] * ri + (1 - e[:4, None, None, None]) * fi).flatten(1)
+    torch.testing.assert_close(gp3, ((xhi.norm(dim=1) - 1) ** 2).mean())
+
+
+def test_nonsaturating_losses_are_log_sigmoid_forms():
+    lr, lf = torch.randn(6), torch.randn(6)
+    d = torch.sigmoid
+    torch.testing.assert_close(
+        discriminator_loss_nonsaturating(lr, lf), -(torch.log(d(lr)).mean() + torch.log(1 - d(lf)).mean())
+    )
+    torch.testing.assert_close(generator_loss_nonsaturating(lf), -torch.log(d(lf)).mean())
+
+
+def test_trained_discriminator_approaches_optimal_d_star():
+    """Generator frozen at G(z) = z + 1 (p_g = N(1, 1)); data N(0, 1): D*(x) = p_d / (p_d + p_g) = sigmoid(0.5 - x)."""
+    torch.manual_seed(0)
+    gan = GAN(GANConfig(data_shape=(1,), latent_dim=1, gen_hidden=(), disc_hidden=(32, 32)))
+    with torch.no_grad():
+        gan.generator[0].weight.fill_(1.0)
+        gan.generator[0].bias.fill_(1.0)
+    opt = torch.optim.Adam(gan.discriminator.parameters(), lr=3e-3)
+    for _ in range(500):
+        opt.zero_grad()
+        loss, _ = gan.discriminator_loss(torch.randn(512, 1))
+        loss.backward()
+        opt.step()
+    x = torch.linspace(-1.5, 2.5, 41)[:, None]
+    with torch.no_grad():
+        d = torch.sigmoid(gan.discriminate(x))
+    d_star = torch.sigmoid(0.5 - x[:, 0])
+    assert float((d - d_star).abs().max()) < 0.06, float((d - d_star).abs().max())
+
+
+def test_k_discriminator_steps_per_generator_step():
+    torch.manual_seed(0)
+    gan = GAN(GANConfig(data_shape=(2,), latent_dim=2, gen_hidden=(8,), disc_hidden=(8,), d_steps=3))
+    opt_g = torch.optim.SGD(gan.generator_parameters(), lr=0.1)
+    opt_d = torch.optim.SGD(gan.discriminator_parameters(), lr=0.1)
+    g_changes, d_changes = [], []
+    for _ in range(6):
+        g0 = [p.clone() for p in gan.generator.parameters()]
+        d0 = [p.clone() for p in gan.discriminator.parameters()]
+        logs = gan.train_step(torch.randn(16, 2), None, opt_g, opt_d)
+        g_changes.append(any(not torch.equal(a, b) for a, b in zip(g0, gan.generator.parameters())))
+        d_changes.append(any(not torch.equal(a, b) for a, b in zip(d0, gan.discriminator.parameters())))
+        assert ("g_loss" in logs) == g_changes[-1]
+    assert d_changes == [True] * 6
+    assert g_changes == [False, False, True, False, False, True]
+
+
+@pytest.mark.parametrize("loss", ["nonsaturating", "wgan-gp"])
+def test_tiny_gan_moves_generated_mean_to_target(loss):
+    torch.manual_seed(0)
+    data = 3.0 + 0.5 * torch.randn(2048, 1)
+    cfg = GANConfig(data_shape=(1,), latent_dim=2, gen_hidden=(16,), disc_hidden=(32,), loss=loss,
+                    d_steps=1 if loss == "nonsaturating" else 3)
+    gan = GAN(cfg)
+    m0 = float(gan.sample(2000).mean())
+    gan.fit(data, config=TrainConfig(steps=600, batch_size=128, lr=2e-3, betas=(0.5, 0.9), progress=False))
+    s = gan.sample(2000)
+    assert abs(m0 - 3.0) > 2.0
+    assert abs(float(s.mean()) - 3.0) < 0.3 * abs(m0 - 3.0), (m0, float(s.mean()))
+    assert 0.1 < float(s.std()) < 1.5
+
+
+def test_conditional_gan_with_labels_and_vectors():
+    torch.manual_seed(0)
+    y = torch.randint(0, 2, (2048,))
+    data = torch.where(y == 0, -2.0, 2.0)[:, None] + 0.3 * torch.randn(2048, 1)
+    gan = GAN(GANConfig(data_shape=(1,), latent_dim=2, gen_hidden=(16,), disc_hidden=(32,), num_classes=2))
+    gan.fit(data, y, config=TrainConfig(steps=500, batch_size=128, lr=2e-3, betas=(0.5, 0.9), progress=False))
+    s0 = gan.sample(500, torch.zeros(500, dtype=torch.long))
+    s1 = gan.sample(500, torch.ones(500, dtype=torch.long))
+    assert float(s0.mean()) < -1.0 and float(s1.mean()) > 1.0, (float(s0.mean()), float(s1.mean()))
+    # condition vectors: shapes and validation
+    gv = GAN(GANConfig(data_shape=(3,), cond_dim=4, gen_hidden=(8,), disc_hidden=(8,)))
+    assert gv.sample(5, torch.randn(5, 4)).shape == (5, 3)
+    with pytest.raises(InvalidInputError, match="conditional"):
+        gv.sample(5)
+    with pytest.raises(InvalidInputError, match="cond"):
+        gv.sample(5, torch.randn(5, 3))
+    with pytest.raises(InvalidInputError, match="labels"):
+        gan.sample(2, torch.tensor([0, 5]))
+
+
+def test_gan_config_errors():
+    with pytest.raises(InvalidInputError, match="loss"):
+        GAN(GANConfig(loss="hinge"))
+    with pytest.raises(InvalidInputError, match="d_steps"):
+        GAN(GANConfig(d_steps=0))
+    assert math.isfinite(float(GAN(GANConfig()).generator_loss(4).detach()))
