@@ -128,7 +128,9 @@ def render_soft_silhouette(
     # gather per-face screen vertices with autograd: [N, 3, 2]
     vid = (faces.index_select(0, f_idx) + (b_idx * uv.shape[1])[:, None]).view(-1)  # [N*3]
     fuv = uv.reshape(-1, 2).index_select(0, vid).view(-1, 3, 2)
-    silhouette = _SoftSilhouette.apply(fuv, lf, pix, x, kstar, tq, sigma, n_pix).view(B, H, W)
+    x = _PairX.apply(fuv, lf, x, kstar, tq, sigma)  # [M] now differentiable w.r.t. fuv
+    acc = torch.zeros(n_pix, dtype=dtype, device=dev).index_add(0, pix, -F.softplus(x))  # sum log(1 - D_f)
+    silhouette = (1.0 - torch.exp(acc)).view(B, H, W)
     if not compute_depth:
         return SoftRender(silhouette, None)
 
@@ -153,7 +155,7 @@ def render_soft_silhouette(
     zf = 1.0 / (bary / fz.index_select(0, lf)).sum(dim=1)  # [M] perspective-correct depth on the triangle
     bb = b_idx[lf]
     zn = (zfar_t[bb] - zf) * zscale[bb]  # [M] normalised inverse depth
-    logit = F.logsigmoid(x) + zn / gamma  # [M] log(D_f exp(zn / gamma)); x carries no grad here
+    logit = F.logsigmoid(x) + zn / gamma  # [M] log(D_f exp(zn / gamma))
     with torch.no_grad():
         lmax = torch.full((n_pix,), -math.inf, dtype=dtype, device=dev).scatter_reduce(
             0, pix, logit, reduce="amax"
@@ -190,31 +192,28 @@ def _pair_geometry(rows: torch.Tensor, p: torch.Tensor, sigma: float):
     return x, kstar, tq
 
 
-class _SoftSilhouette(torch.autograd.Function):
-    """A = 1 - exp(sum_f -softplus(x_f)) per pixel, with an analytic backward to the triangles' screen vertices.
+class _PairX(torch.autograd.Function):
+    """x = delta d^2 / sigma per (face, pixel) pair, with an analytic backward to the faces' screen vertices.
 
     With q = p - c (c the closest boundary point on edge k* = (v_k*, v_k*+1), c = v_k* + t e), the envelope
-    theorem gives d(d^2)/dv_k* = -2 q (1 - t) and d(d^2)/dv_k*+1 = -2 q t (t fixed at its optimum).
+    theorem gives d(d^2)/dv_k* = -2 q (1 - t) and d(d^2)/dv_k*+1 = -2 q t (t fixed at its optimum). The inside
+    flag delta is locally constant and x is C^1 across edges (x ~ s|s| for signed distance s).
     """
 
     @staticmethod
-    def forward(ctx, fuv, lf, pix, x, kstar, tq, sigma, n_pix):
-        acc = torch.zeros(n_pix, dtype=x.dtype, device=x.device).index_add_(0, pix, -F.softplus(x))
-        not_cov = torch.exp(acc)  # [n_pix] prod_f (1 - D_f)
-        ctx.save_for_backward(lf, pix, x, kstar, tq, not_cov)
+    def forward(ctx, fuv, lf, x, kstar, tq, sigma):
+        ctx.save_for_backward(lf, x, kstar, tq)
         ctx.sigma, ctx.n_faces = sigma, fuv.shape[0]
-        return 1.0 - not_cov
+        return x.clone()
 
     @staticmethod
-    def backward(ctx, grad_sil):
-        lf, pix, x, kstar, tq, not_cov = ctx.saved_tensors
-        # dA/dx_f = prod(1 - D) * sigmoid(x_f);  dx/d(d^2) = +-1/sigma (sign = delta, i.e. sign of x)
-        g = (grad_sil * not_cov)[pix] * torch.sigmoid(x)  # [M]
-        g = torch.where(x >= 0, g, -g) / ctx.sigma
+    def backward(ctx, grad_x):
+        lf, x, kstar, tq = ctx.saved_tensors
+        g = torch.where(x >= 0, grad_x, -grad_x) * (-2.0 / ctx.sigma)  # [M] d/d(d^2) times the -2 of q
+        gq = tq[:, 1:3] * g[:, None]  # [M, 2]
         t = tq[:, 0:1]
-        q2 = -2.0 * tq[:, 1:3] * g[:, None]  # [M, 2] d/dc of (d^2) * g
         grad = torch.zeros(ctx.n_faces * 3, 2, dtype=x.dtype, device=x.device)
         base = lf * 3
-        grad.index_add_(0, base + kstar, q2 * (1.0 - t))
-        grad.index_add_(0, base + torch.remainder(kstar + 1, 3), q2 * t)
-        return grad.view(-1, 3, 2), None, None, None, None, None, None, None
+        grad.index_add_(0, base + kstar, gq * (1.0 - t))
+        grad.index_add_(0, base + torch.remainder(kstar + 1, 3), gq * t)
+        return grad.view(-1, 3, 2), None, None, None, None, None
