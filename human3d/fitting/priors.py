@@ -20,8 +20,8 @@ alike and no per-rig axis table is needed: with ``u`` the upper segment's direct
 hip -> knee) and ``f`` the body's forward direction, the elbow flexes about ``normalize(u x f)`` (the forearm
 swings forward) and the knee about ``normalize(f x u)`` (the shin swings backward). Both Anny (``local-ref``) and
 SMPL express a joint's relative rotation in axes that are world-aligned in the zero pose, so the projection of
-the joint's axis-angle on that axis is its flexion angle. Limits (radians): flexion in ``[-0.1, 2.6]`` (knee) /
-``[-0.1, 2.7]`` (elbow); knee side-bend and twist within ``±0.3``; elbow side-bend within ``±0.5``. For SMPL these
+the joint's axis-angle on that axis is its flexion angle. Limits (radians, relative to the zero pose): flexion in ``[-0.1 - b, 2.6]`` (knee) /
+``[-0.1 - b, 2.7]`` (elbow), ``b`` the zero pose's own bend (Anny rests with bent elbows); knee side-bend and twist within ``±0.3``; elbow side-bend within ``±0.5``. For SMPL these
 axes come out as SMPLify's (its ``exp`` penalty acts on the left/right elbow's y and the knees' x components,
 ``body_pose`` indices 55, 58, 12, 15 of the 72-vector, with the same signs).
 
@@ -211,6 +211,8 @@ def pose_space(model) -> PoseSpace:
         side = torch.linalg.cross(w, flex)
         side = side / side.norm()
         (lo, hi), side_lim, twist_lim = _HINGE_LIMITS[sign]
+        rest_bend = float(torch.arccos((u * w).sum().clamp(-1.0, 1.0)))  # a bent rest pose can straighten by this
+        lo = lo - rest_bend
         g = group_names.index(mid)
         hinges.append(Hinge(hname, g, flex.float(), side.float(), w.float(), (lo, hi), side_lim, twist_lim))
     space = PoseSpace(fam, group_names, E, jp, std, hinges)

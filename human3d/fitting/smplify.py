@@ -209,6 +209,12 @@ class _Shape:
             return self.lo + self.span * torch.sigmoid(z + self.z0)
         return z
 
+    def inverse(self, value: torch.Tensor) -> torch.Tensor:
+        if self.anny:
+            u = ((value - self.lo) / self.span).clamp(1e-4, 1 - 1e-4)
+            return torch.logit(u) - self.z0
+        return value.clone()
+
 
 # ---- the fit -------------------------------------------------------------------------------------------------------
 def _anneal(values: tuple[float, ...], t: float) -> float:
@@ -244,6 +250,7 @@ def smplify(
     image_size=None,
     masks: list | torch.Tensor | None = None,
     progress: bool | Callable[[int, int], None] = False,
+    init: dict[str, torch.Tensor] | None = None,
     **overrides,
 ) -> SMPLifyResult:
     """Fit ``model`` to 2D keypoints of ``B`` persons at once (see the module docstring for the stages).
@@ -265,6 +272,9 @@ def smplify(
             person (image resolution). A mask marked as shared by several persons should be given to each; the
             term then only penalises body outside the mask (see ``_silhouette_energy``).
         progress: True for a tqdm bar, or a callable ``(done, total)``.
+        init: optional starting parameters ``[B, ...]`` (model names). With ``global_orient`` and ``transl``
+            stage 1 is skipped; ``body_pose`` starts the pose groups (least-squares projection onto them) and the
+            shape parameter the shape.
     Returns:
         :class:`SMPLifyResult`.
     """
@@ -307,8 +317,13 @@ def smplify(
         mask_sub = None
         if masks is not None:
             mask_sub = [masks[int(i)] for i in idx]
+        init_sub = None
+        if init is not None:
+            full = model.validate_params({k: torch.as_tensor(v).to(device) for k, v in init.items()})
+            given = set(init)
+            init_sub = {k: v[idx].to(dtype) for k, v in full.items() if k in given}
         fit = _fit(model, kp_fn, space, term, kp[idx], K[idx], w2c[idx], None if sizes is None else sizes[idx],
-                   skeleton, cfg, mask_sub, bar)  # fmt: skip
+                   skeleton, cfg, mask_sub, bar, init_sub)  # fmt: skip
         bar.close()
         for name, value in fit["params"].items():
             params[name] = params[name].clone()
@@ -375,7 +390,8 @@ class _Progress:
             self.bar.close()
 
 
-def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, sizes, skeleton, cfg, masks, bar):
+def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, sizes, skeleton, cfg, masks, bar,
+         init=None):  # fmt: skip
     B = kp.shape[0]
     dtype, device = K.dtype, K.device
     names = skeleton_names(skeleton)
@@ -390,6 +406,9 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
 
     shape = _Shape(model, B, dtype, device)
     z = torch.zeros(B, shape.dim, dtype=dtype, device=device)
+    init = init or {}
+    if shape.name in init:
+        z = shape.inverse(init[shape.name])
     base = {"global_orient": torch.zeros(B, 3, dtype=dtype, device=device),
             "body_pose": torch.zeros(B, space.n_pose_joints * 3, dtype=dtype, device=device),
             shape.name: shape(z), "transl": torch.zeros(B, 3, dtype=dtype, device=device)}  # fmt: skip
@@ -417,7 +436,11 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
         e = e + cfg.depth_weight * (t1.reshape(-1, 3)[:, 2] - t0.reshape(-1, 3)[:, 2]) ** 2 / (0.1**2)
         return e.reshape(Y, B)
 
-    _optimize([d1, t1], stage1_energy, cfg.camera_iters, cfg.optimizer, cfg.lr_camera, cfg.lbfgs_lr, bar)
+    skip1 = "global_orient" in init and "transl" in init
+    if not skip1:
+        _optimize([d1, t1], stage1_energy, cfg.camera_iters, cfg.optimizer, cfg.lr_camera, cfg.lbfgs_lr, bar)
+    else:
+        bar.update(cfg.camera_iters)
     with torch.no_grad():
         e1 = stage1_energy()  # [Y, B]
         best = e1.argmin(0)  # [B]
@@ -432,11 +455,17 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
         want_cam = torch.einsum("bij,bkj->bki", Rc, kp0) + tc[:, None]
         want = torch.einsum("bji,bkj->bki", R_w2c, want_cam - T_w2c[:, None])  # R^T (x - T)
         transl0 = (want - kp1).mean(1)
+        if skip1:
+            R_body, transl0 = axis_angle_to_matrix(init["global_orient"]), init["transl"].clone()
+            go = init["global_orient"].clone()
+            flipped = torch.zeros_like(flipped)
     stage1 = {"global_orient": go.clone(), "transl": transl0.clone(), **{k: v.clone() for k, v in base.items()
               if k not in ("global_orient", "transl")}}  # fmt: skip
 
     # ---- stage 2: full body ----
-    groups = torch.zeros(B, space.num_groups, 3, dtype=dtype, device=device, requires_grad=True)
+    g0 = space.groups_from_body_pose(init["body_pose"]) if "body_pose" in init else None
+    groups = (g0.clone() if g0 is not None else torch.zeros(B, space.num_groups, 3, dtype=dtype, device=device))
+    groups.requires_grad_(True)
     dg = torch.zeros(B, 3, dtype=dtype, device=device, requires_grad=True)
     tr = transl0.clone().requires_grad_(True)
     zz = z.clone().requires_grad_(cfg.optimize_shape)

@@ -1,0 +1,110 @@
+"""``human3d fit``: SMPLify body-model fitting to 2D keypoints of one photo or a folder (one batched run)."""
+
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from human3d.errors import Human3DError
+
+app = typer.Typer(help="Fit a 3D body model to the 2D keypoints of photos (SMPLify, batched).",
+                  add_completion=False, pretty_exceptions_show_locals=False)  # fmt: skip
+
+
+class ModelName(str, Enum):
+    anny = "anny"
+    smpl = "smpl"
+    smplh = "smplh"
+    smplx = "smplx"
+
+
+class PriorName(str, Enum):
+    simple = "simple"
+    gaussian = "gaussian"
+    vae = "vae"
+    flow = "flow"
+    diffusion = "diffusion"
+    gan = "gan"
+    none = "none"
+
+
+class OptimizerName(str, Enum):
+    adam = "adam"
+    lbfgs = "lbfgs"
+
+
+@app.command()
+def fit(
+    images: Path = typer.Argument(..., help="An image, or a folder of images (.jpg/.png/...). Each image's "
+                                  "keypoints come from --keypoints, or from NAME.json / NAME_keypoints.json beside it."),
+    keypoints: Optional[Path] = typer.Option(None, "--keypoints", "-k", help="Keypoint file: OpenPose JSON "
+                                             "(BODY_25 or COCO-18) or COCO keypoint JSON (matched by file_name), "
+                                             "or a folder of them. Default: a JSON beside each image."),
+    model: ModelName = typer.Option(ModelName.anny, "--model", "-m", help="Body model: anny (embedded) or "
+                                    "smpl/smplh/smplx (needs --model-path)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="SMPL-family model file or folder "
+                                              "(SMPL_NEUTRAL.pkl, SMPLX_NEUTRAL.npz, or a folder holding them)."),
+    gender: str = typer.Option("neutral", "--gender", help="SMPL-family model gender: neutral, male or female."),
+    focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in pixels. Default: from EXIF, "
+                                          "else the image diagonal sqrt(W^2 + H^2) (a 53 degree diagonal FOV)."),
+    prior: PriorName = typer.Option(PriorName.simple, "--prior", help="Pose prior: simple (built-in Gaussian), "
+                                    "gaussian/vae/flow/diffusion/gan (shipped learned priors, Anny) or none."),
+    optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default) or lbfgs."),
+    iters: Optional[int] = typer.Option(None, "--iters", min=0, help="Full-body (stage 2) iterations "
+                                        "(default from SMPLifyConfig)."),
+    camera_iters: Optional[int] = typer.Option(None, "--camera-iters", min=0, help="Camera/orientation "
+                                               "(stage 1) iterations (default from SMPLifyConfig)."),
+    out: Path = typer.Option(Path("outputs/fit"), "--out", "-o", help="Output folder (summary.json and one "
+                             "sub-folder per image with parameters, meshes and overlays)."),
+    mask: Optional[Path] = typer.Option(None, "--mask", help="Person mask PNG (white = person) for a soft-"
+                                        "silhouette term, or a folder of NAME.png masks."),
+    overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+) -> None:
+    """Fit a body model to every person in IMAGES; write parameters (.npz/.json), meshes (.obj), overlays and
+    summary.json to --out. All people of all images are optimised together in one batch."""
+    from rich.console import Console
+
+    from human3d.fitting.config import SMPLifyConfig
+    from human3d.fitting.pipeline import fit_images
+
+    console = Console(stderr=True)
+    changes = {"optimizer": optimizer.value}
+    if iters is not None:
+        changes["body_iters"] = iters
+    if camera_iters is not None:
+        changes["camera_iters"] = camera_iters
+    try:
+        cfg = SMPLifyConfig().replace(**changes)
+        run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
+                         prior=prior.value, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
+                         gender=gender, log=None if quiet else console.print)  # fmt: skip
+    except Human3DError as e:
+        console.print(f"[red]Error:[/red] {e}")
+        raise typer.Exit(code=2) from None
+    s = run.summary
+    for rec in s["images"]:
+        if rec["error"]:
+            console.print(f"[yellow]skipped image[/yellow] {rec['name']}: {rec['error']}")
+        for p in rec["people"]:
+            if not p["fitted"]:
+                console.print(f"[yellow]skipped person[/yellow] {rec['name']} #{p['index']}: {p['skip_reason']}")
+    err = s["mean_reprojection_error_px"]
+    msg = f"fitted {s['persons_fitted']}/{s['persons']} person(s) in {s['fit_time_s']:.1f} s"
+    if err is not None:
+        msg += f", mean reprojection error {err:.1f} px"
+    console.print(msg + f" -> {run.out_dir / 'summary.json'}")
+    if s["persons_fitted"] == 0:
+        raise typer.Exit(code=1)
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

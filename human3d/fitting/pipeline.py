@@ -1,0 +1,277 @@
+"""Fit every person of a set of images in one batched SMPLify run and write the results (what ``human3d fit`` does).
+
+Output layout (all files written atomically)::
+
+    OUT/summary.json                      run settings, per-image and per-person diagnostics
+    OUT/<image stem>/overlay.png          all fitted people over the photo (mesh + input/model keypoints)
+    OUT/<image stem>/person_<i>.npz|.json parameters (smplx names; Anny: phenotypes), see human3d.body.io
+    OUT/<image stem>/person_<i>.obj       mesh in the camera frame (OpenCV axes: x right, y down, z forward)
+    OUT/<image stem>/person_<i>_overlay.png  that person alone over the photo
+
+``<i>`` is the person's index in the keypoint file. Cameras: OpenCV, world = camera frame, principal point at
+the image centre, focal length from ``focal``, else EXIF, else :func:`~human3d.fitting.camera_init.default_focal`.
+
+Skips (recorded in ``summary.json`` with a reason, never aborting the others): an image whose keypoint file does
+not parse or is missing, an image that cannot be read, and persons with too few usable keypoints (all-zero
+confidence, a single keypoint, NaN coordinates, keypoints outside the image; see
+:func:`~human3d.fitting.smplify.smplify`).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from human3d.body.skeletons import convert_keypoints
+from human3d.data.keypoints import KeypointImage, exif_focal_px, image_size, load_image, load_keypoint_inputs
+from human3d.errors import DatasetError, Human3DError
+from human3d.fitting.camera_init import choose_focal
+from human3d.fitting.config import SMPLifyConfig
+from human3d.fitting.smplify import SMPLifyResult, smplify
+from human3d.geometry.cameras import Cameras, make_intrinsics
+from human3d.io_utils import atomic_write_text
+
+__all__ = ["fit_images", "FitRun"]
+
+
+@dataclass
+class FitRun:
+    """What :func:`fit_images` returns: the summary (also written to ``summary.json``) and the raw result."""
+
+    summary: dict
+    result: SMPLifyResult | None
+    out_dir: Path
+    images: list[KeypointImage] = field(default_factory=list)
+
+    @property
+    def num_fitted(self) -> int:
+        return int(self.summary.get("persons_fitted", 0))
+
+
+def _load_mask(path: Path, width: int, height: int) -> torch.Tensor:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            m = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+    except Exception as e:  # noqa: BLE001 - any decoder error is a bad mask file
+        raise DatasetError(f"mask: cannot read '{path}': {e}") from None
+    if m.shape != (height, width):
+        raise DatasetError(f"mask: '{path}' is {m.shape[1]}x{m.shape[0]}, the image is {width}x{height}")
+    return torch.from_numpy((m > 0.5).astype(np.float32))
+
+
+def _merge_meshes(vertices: list[torch.Tensor], faces: torch.Tensor):
+    V = vertices[0].shape[0]
+    verts = torch.cat(vertices, 0)
+    f = torch.cat([faces + i * V for i in range(len(vertices))], 0)
+    return verts, f
+
+
+def fit_images(
+    images,
+    keypoints=None,
+    out_dir="outputs/fit",
+    model="anny",
+    model_path=None,
+    focal: float | None = None,
+    prior: str = "simple",
+    config: SMPLifyConfig | None = None,
+    mask=None,
+    overlays: bool = True,
+    progress: bool = True,
+    gender: str = "neutral",
+    log=print,
+) -> FitRun:
+    """Fit all persons of ``images`` (file or folder) with ``keypoints`` (see :mod:`human3d.data.keypoints`).
+
+    Args:
+        model: a family name ("anny", "smpl", "smplh", "smplx") or a BodyModel instance.
+        model_path: SMPL-family model file or folder.
+        focal: focal length in pixels (all images); default EXIF, else the image diagonal.
+        prior: pose prior kind (see :func:`~human3d.fitting.priors.make_pose_term`).
+        config: :class:`SMPLifyConfig`.
+        mask: a person-mask PNG (single image) or a folder of ``<image stem>.png`` masks (white = person).
+        overlays: write overlay PNGs.
+        log: a ``print``-like function for short status lines (None: silent).
+    Returns:
+        :class:`FitRun`. Raises :class:`~human3d.errors.DatasetError` for unusable top-level inputs (missing paths,
+        a malformed single keypoint file); per-image/per-person problems are recorded in the summary instead.
+    """
+    from human3d.body import load_body_model
+    from human3d.body.io import export_mesh, save_params
+
+    t0 = time.perf_counter()
+    log = log or (lambda *a, **k: None)
+    out_dir = Path(out_dir)
+    cfg = config or SMPLifyConfig()
+    items = load_keypoint_inputs(images, keypoints)
+    body = load_body_model(model, model_path=model_path, gender=gender) if isinstance(model, str) else model
+    mask_path = Path(mask) if mask is not None else None
+    if mask_path is not None and not mask_path.exists():
+        raise DatasetError(f"mask: '{mask_path}' does not exist")
+
+    # ---- per image: size, focal, persons -------------------------------------------------------------------------
+    records: list[dict] = []
+    batch_kp, batch_K, batch_size, batch_mask, owners = [], [], [], [], []
+    skeletons = set()
+    for item in items:
+        rec = {"image": str(item.image_path) if item.image_path else None, "name": item.name,
+               "keypoints_file": str(item.keypoint_file) if item.keypoint_file else None,
+               "error": item.error, "warnings": list(item.warnings), "people": []}  # fmt: skip
+        records.append(rec)
+        if item.error:
+            continue
+        W, H = item.width, item.height
+        exif = None
+        if item.image_path is not None:
+            try:
+                W, H = image_size(item.image_path)
+                exif = exif_focal_px(item.image_path, W, H)
+            except DatasetError as e:
+                rec["error"] = str(e)
+                continue
+        if not W or not H:
+            rec["error"] = "image size unknown (no image file and no width/height in the keypoint file)"
+            continue
+        f, src = choose_focal(W, H, focal, exif)
+        rec.update(width=int(W), height=int(H), focal_px=f, focal_source=src)
+        if not item.people:
+            rec["warnings"].append("no people in the keypoint file")
+        m = None
+        if mask_path is not None:
+            mp = mask_path if mask_path.is_file() else mask_path / f"{item.name}.png"
+            if mp.is_file():
+                try:
+                    m = _load_mask(mp, int(W), int(H))
+                except DatasetError as e:
+                    rec["warnings"].append(str(e))
+        for person in item.people:
+            skeletons.add(person.skeleton)
+            batch_kp.append((person.keypoints, person.skeleton))
+            batch_K.append((f, W, H))
+            batch_size.append((W, H))
+            batch_mask.append(m)
+            owners.append((len(records) - 1, person))
+    if not batch_kp:
+        summary = _summary(records, None, body, prior, cfg, time.perf_counter() - t0, None)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+        return FitRun(summary, None, out_dir, items)
+
+    skeleton = "coco17" if skeletons == {"coco17"} else "body25"
+    kp = torch.stack([convert_keypoints(torch.from_numpy(k), s, skeleton) if s != skeleton else torch.from_numpy(k)
+                      for k, s in batch_kp])  # fmt: skip
+    K = torch.cat([make_intrinsics(f, f, W / 2.0, H / 2.0) for f, W, H in batch_K])
+    sizes = torch.tensor(batch_size, dtype=torch.float32)
+    masks = batch_mask if any(m is not None for m in batch_mask) else None
+    log(f"fitting {kp.shape[0]} person(s) in {sum(1 for r in records if not r['error'])} image(s) "
+        f"(model {body.family}, prior {prior}, {cfg.optimizer})")  # fmt: skip
+    res = smplify(body, kp, K.to(body.dtype), prior=prior, skeleton=skeleton, config=cfg, image_size=sizes,
+                  masks=masks, progress=progress)  # fmt: skip
+
+    # ---- outputs -----------------------------------------------------------------------------------------------
+    with torch.no_grad():
+        out = body(res.params)
+    faces = body.faces
+    per_image: dict[int, list[int]] = {}
+    for b, (ri, person) in enumerate(owners):
+        rec = records[ri]
+        diag = res.person(b)
+        entry = {"index": person.index, "source_id": person.source_id, **diag}
+        rec["people"].append(entry)
+        if not diag["fitted"]:
+            continue
+        per_image.setdefault(ri, []).append(b)
+        folder = out_dir / rec["name"]
+        stem = f"person_{person.index:02d}"
+        try:
+            one = {k: v[b : b + 1] for k, v in res.params.items()}
+            files = {"params_npz": save_params(folder / f"{stem}.npz", one, body),
+                     "params_json": save_params(folder / f"{stem}.json", one, body),
+                     "mesh": export_mesh(folder / f"{stem}.obj", out.vertices[b], faces)}  # fmt: skip
+            entry["files"] = {k: str(v.relative_to(out_dir)) for k, v in files.items()}
+        except (Human3DError, OSError, ValueError) as e:
+            entry["output_error"] = f"{type(e).__name__}: {e}"
+    if overlays:
+        _write_overlays(records, per_image, owners, res, out, faces, out_dir, progress, log)
+    summary = _summary(records, res, body, prior, cfg, time.perf_counter() - t0, skeleton)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return FitRun(summary, res, out_dir, items)
+
+
+def _write_overlays(records, per_image, owners, res, out, faces, out_dir, progress, log):
+    from human3d.render.overlay import MODEL_KEYPOINT_COLOR, draw_keypoints, render_overlay, save_png
+
+    jobs = [(ri, bs) for ri, bs in per_image.items()]
+    it = jobs
+    if progress:
+        from tqdm.auto import tqdm
+
+        it = tqdm(jobs, desc="overlays", unit="image", leave=False)
+    for ri, bs in it:
+        rec = records[ri]
+        try:
+            img = load_image(rec["image"]) if rec["image"] else None
+        except DatasetError as e:
+            rec["warnings"].append(f"overlay skipped: {e}")
+            continue
+        if img is None:
+            continue
+        H, W = img.shape[:2]
+        folder = out_dir / rec["name"]
+        f = rec["focal_px"]
+        K = make_intrinsics(f, f, W / 2.0, H / 2.0)
+        for b in bs:
+            cam = Cameras(K, torch.eye(4)[None], W, H)
+            entry = next(e for e in rec["people"] if e["index"] == owners[b][1].index)
+            try:
+                ov = render_overlay(img, out.vertices[b].float(), faces, cam, keypoints=res.target[b].cpu(),
+                                    model_keypoints=out.keypoints[res.skeleton][b].float())  # fmt: skip
+                p = save_png(folder / f"person_{owners[b][1].index:02d}_overlay.png", ov)
+                entry.setdefault("files", {})["overlay"] = str(p.relative_to(out_dir))
+            except (Human3DError, OSError, ValueError, RuntimeError) as e:
+                entry["output_error"] = f"overlay: {type(e).__name__}: {e}"
+        try:
+            verts, fc = _merge_meshes([out.vertices[b].float() for b in bs], faces)
+            cam = Cameras(K, torch.eye(4)[None], W, H)
+            ov = render_overlay(img, verts, fc, cam)
+            for b in bs:
+                proj = cam.project(out.keypoints[res.skeleton][b : b + 1].float())
+                mk = torch.cat([proj.uv[0], proj.valid[0, :, None].float()], -1)
+                ov = draw_keypoints(ov, mk, color=MODEL_KEYPOINT_COLOR, min_confidence=0.5)
+                ov = draw_keypoints(ov, res.target[b].cpu())
+            p = save_png(folder / "overlay.png", ov)
+            rec["overlay"] = str(p.relative_to(out_dir))
+        except (Human3DError, OSError, ValueError, RuntimeError) as e:
+            rec["warnings"].append(f"overlay: {type(e).__name__}: {e}")
+
+
+def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
+    people = [p for r in records for p in r["people"]]
+    fitted = [p for p in people if p["fitted"]]
+    errs = [p["reprojection_error_px"] for p in fitted]
+    return {
+        "format": "human3d.fit_summary",
+        "version": 1,
+        "model": body.family,
+        "prior": res.prior if res is not None else prior,
+        "optimizer": cfg.optimizer,
+        "iterations": {"camera": cfg.camera_iters, "body": cfg.body_iters},
+        "skeleton": skeleton,
+        "camera_convention": "OpenCV (x right, y down, z forward); world = camera frame; pixels: centres at +0.5",
+        "time_s": seconds,
+        "fit_time_s": res.time_s if res is not None else 0.0,
+        "persons": len(people),
+        "persons_fitted": len(fitted),
+        "persons_skipped": len(people) - len(fitted),
+        "images_skipped": sum(1 for r in records if r["error"]),
+        "mean_reprojection_error_px": float(np.mean(errs)) if errs else None,
+        "images": records,
+    }
+
