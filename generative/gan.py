@@ -101,6 +101,11 @@ class GANConfig:
     """Number of class labels (0: none); labels are embedded with ``nn.Embedding``. Excludes ``cond_dim``."""
     cond_embed_dim: int = 16
     """Size of the condition embedding."""
+    aux_negative_fraction: float = 0.0
+    """Fraction of each discriminator "fake" batch replaced by perturbed real examples (see
+    ``auxiliary_negatives``). 0 gives the plain GAN; ~0.5 makes D a usable energy prior away from G's support."""
+    aux_negative_std: float = 1.0
+    """Typical noise std (data units) of the auxiliary negatives; each example's std is this × LogUniform(1/3, 3)."""
 
 
 class GAN(nn.Module):
@@ -113,6 +118,8 @@ class GAN(nn.Module):
             raise InvalidInputError(f"loss: expected 'nonsaturating' or 'wgan-gp', got {cfg.loss!r}")
         if cfg.cond_dim > 0 and cfg.num_classes > 0:
             raise InvalidInputError("GANConfig: give either cond_dim or num_classes, not both")
+        if not 0.0 <= cfg.aux_negative_fraction <= 1.0:
+            raise InvalidInputError(f"aux_negative_fraction: expected a fraction in [0, 1], got {cfg.aux_negative_fraction}")
         if cfg.d_steps < 1:
             raise InvalidInputError(f"d_steps: expected >= 1, got {cfg.d_steps}")
         self.data_shape = tuple(int(s) for s in cfg.data_shape)
@@ -143,14 +150,26 @@ class GAN(nn.Module):
         return self.discriminator(torch.cat([x.reshape(x.shape[0], -1), e], -1)).squeeze(-1)
 
     def _noise(self, n, generator=None):
-        dev = next(self.parameters()).device
-        return torch.randn(n, self.latent_dim, device=dev, generator=generator)
+        ref = next(self.parameters())
+        return torch.randn(n, self.latent_dim, device=ref.device, dtype=ref.dtype, generator=generator)
+
+    def auxiliary_negatives(self, real: torch.Tensor) -> torch.Tensor:
+        """Real examples perturbed by Gaussian noise whose std is ``aux_negative_std`` × LogUniform(1/3, 3) per example
+        (extra "fake" examples that teach D to reject vectors off the data manifold, near and far)."""
+        B = real.shape[0]
+        scale = self.config.aux_negative_std * torch.exp(
+            (2 * torch.rand(B, device=real.device, dtype=real.dtype) - 1) * math.log(3.0)
+        )
+        return real + scale.reshape(-1, *([1] * (real.dim() - 1))) * torch.randn_like(real)
 
     # ---------------------------------------------------------------------------------------------- losses
     def discriminator_loss(self, real: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, dict]:
         """Discriminator/critic loss on a real batch and as many generated examples (generator frozen)."""
         with torch.no_grad():
             fake = self.generate(self._noise(real.shape[0]), cond)
+            n_aux = int(round(self.config.aux_negative_fraction * real.shape[0]))
+            if n_aux > 0:  # replace part of the generated batch by perturbed real examples
+                fake = torch.cat([self.auxiliary_negatives(real[:n_aux]), fake[n_aux:]])  # rows stay aligned with cond
         lr, lf = self.discriminate(real, cond), self.discriminate(fake, cond)
         if self.config.loss == "nonsaturating":
             loss = discriminator_loss_nonsaturating(lr, lf)

@@ -21,7 +21,7 @@ class _TimeCondEmbedding(nn.Module):
         self.cond = ConditionEmbedding(cond_dim, num_classes, width)
 
     def forward(self, t, cond, drop, batch):
-        emb = self.time(timestep_embedding(t, self.time_embed_dim))  # [B, W]
+        emb = self.time(timestep_embedding(t, self.time_embed_dim).to(self.time[0].weight.dtype))  # [B, W]
         if self.cond.dim:
             emb = emb + self.cond(cond, batch, drop)
         return emb

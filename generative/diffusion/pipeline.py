@@ -53,13 +53,14 @@ def sample_loop(
     device: torch.device | str = "cpu",
     x_T: torch.Tensor | None = None,
     eta: float | None = None,
+    dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
     """Run ``scheduler`` over its ``timesteps`` from x_T ~ N(0, I) of ``shape`` (or the given ``x_T``).
 
     With a condition and ``guidance_scale != 1`` the denoiser is evaluated on the conditional and null condition
     (one batched call) and combined by classifier-free guidance.
     """
-    x = torch.randn(shape, generator=generator, device=device) if x_T is None else x_T.clone()
+    x = torch.randn(shape, generator=generator, device=device, dtype=dtype) if x_T is None else x_T.clone()
     B = shape[0]
     guided = cond is not None and guidance_scale != 1.0
     for t in scheduler.timesteps.tolist():
@@ -197,8 +198,8 @@ class DiffusionModel(nn.Module):
             cond = check_cond(cond, "cond", n, self.config.cond_dim, self.config.num_classes)
         if isinstance(scheduler, str):
             scheduler = self.make_scheduler(scheduler, num_steps, **({"eta": eta} if scheduler == "ddim" else {}))
-        dev = next(self.parameters()).device
+        ref = next(self.parameters())
         return sample_loop(
-            self.epsilon, scheduler, (n, *self.data_shape), cond, guidance_scale, generator, dev, x_T,
-            eta=eta if isinstance(scheduler, DDIMScheduler) else None,
+            self.epsilon, scheduler, (n, *self.data_shape), cond, guidance_scale, generator, ref.device, x_T,
+            eta=eta if isinstance(scheduler, DDIMScheduler) else None, dtype=ref.dtype,
         )

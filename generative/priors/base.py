@@ -209,7 +209,7 @@ class GaussianPrior(BasePrior):
         return -0.5 * (m**2).sum(0) - logdet - 0.5 * self.dim * LOG_2PI
 
     def _sample(self, n, generator):
-        eps = torch.randn(n, self.dim, generator=generator).to(self.device)
+        eps = torch.randn(n, self.dim, generator=generator).to(self.device, self.mean.dtype)
         return self.mean + eps @ self.scale_tril.T
 
     def options(self):
