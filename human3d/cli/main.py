@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from human3d.cli import body as body_cli
+from human3d.cli import fit as fit_cli
 
 app = typer.Typer(
     name="human3d",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(body_cli.app, name="body")
 app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
+app.command("fit", help=fit_cli.fit.__doc__)(fit_cli.fit)
 
 
 def main() -> None:  # pragma: no cover - console entry point
