@@ -111,11 +111,10 @@ def test_zero_pose_is_anny_reference_pose(anny_model, oracle):
 @pytest.mark.parametrize("skinning", ["lbs", "warp_lbs"])
 def test_gradients_match_finite_differences(skinning):
     model = AnnyBody(dtype=torch.float64, skinning=skinning)
-    params = _random_params(2, seed=3, dtype=torch.float64)
-    params["body_pose"] = params["body_pose"].reshape(2, 309)
-    params["phenotypes"] = torch.tensor([[0.3, 0.4, 0.3, 0.7, 0.6, 0.2], [0.7, 0.6, 0.2, 0.3, 0.4, 0.8]],
-                                        dtype=torch.float64)  # away from the interpolation anchors  # fmt: skip
-    weights = torch.randn(2, 13718, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    params = _random_params(1, seed=3, dtype=torch.float64)
+    params["body_pose"] = params["body_pose"].reshape(1, 309)
+    params["phenotypes"] = torch.tensor([[0.3, 0.4, 0.3, 0.7, 0.6, 0.2]], dtype=torch.float64)  # off the anchors
+    weights = torch.randn(1, 13718, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
 
     def loss(p):
         return (model(p).vertices * weights).sum()
@@ -125,8 +124,8 @@ def test_gradients_match_finite_differences(skinning):
     for name in ("global_orient", "body_pose", "phenotypes", "transl"):
         assert leaves[name].grad is not None and leaves[name].grad.abs().sum() > 0, name
     eps = 1e-6
-    for name, index in [("body_pose", (0, 3 * 2 + 1)), ("body_pose", (1, 3 * 47)), ("global_orient", (1, 2)),
-                        ("phenotypes", (0, 1)), ("phenotypes", (1, 3))]:  # fmt: skip
+    for name, index in [("body_pose", (0, 3 * 2 + 1)), ("body_pose", (0, 3 * 47)), ("global_orient", (0, 2)),
+                        ("phenotypes", (0, 1)), ("phenotypes", (0, 3))]:  # fmt: skip
         plus = {k: v.clone() for k, v in params.items()}
         minus = {k: v.clone() for k, v in params.items()}
         plus[name][index] += eps
