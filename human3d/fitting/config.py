@@ -28,7 +28,7 @@ class SMPLifyConfig:
     lr_camera: float = 0.05
     """Adam step size of stage 1 (radians for rotation, metres for translation)."""
 
-    lr_body: float = 0.04
+    lr_body: float = 0.1
     """Adam step size of stage 2 (radians for poses; the phenotype logits and betas move at the same rate)."""
 
     lbfgs_lr: float = 1.0
@@ -37,6 +37,11 @@ class SMPLifyConfig:
     robust_sigma: float = 0.15
     """Geman–McClure scale, as a fraction of the person's size (longer side of the confident keypoints' bounding
     box). Residuals well below it are penalised quadratically, those above it saturate (outliers)."""
+
+    robust_sigma_start: float = 1.0
+    """Stage 2 starts with this Geman–McClure scale and shrinks it geometrically to ``robust_sigma``: a wide scale
+    first (nearly quadratic: far-off limbs still pull, e.g. bent legs of a seated or crouching person starting
+    from the straight rest pose), robust at the end."""
 
     pose_prior_weights: tuple[float, ...] = (1.0, 0.2, 0.04)
     """Pose-prior weight, annealed from the first value to the last through stage 2 (geometric interpolation;
@@ -86,7 +91,7 @@ class SMPLifyConfig:
                 raise InvalidInputError(f"{name}: expected a non-negative integer, got {v!r}")
         if self.min_keypoints < 2:
             raise InvalidInputError(f"min_keypoints: expected at least 2, got {self.min_keypoints}")
-        for name in ("lr_camera", "lr_body", "lbfgs_lr", "robust_sigma"):
+        for name in ("lr_camera", "lr_body", "lbfgs_lr", "robust_sigma", "robust_sigma_start"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise InvalidInputError(f"{name}: expected a positive number, got {v!r}")

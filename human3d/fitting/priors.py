@@ -28,9 +28,10 @@ axes come out as SMPLify's (its ``exp`` penalty acts on the left/right elbow's y
 Priors
 ------
 The pose prior is anything with ``energy(x) -> [B]`` (:class:`generative.priors.Prior`). The built-in
-``"simple"`` prior is a zero-mean diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group
-axis-angles with hand-set standard deviations per group (stiff trunk and neck, free limbs), listed in
-``_ANNY_STD`` / ``_SMPL_STD``. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
+``"simple"`` prior is a diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group axis-angles:
+for Anny its mean and standard deviations are statistics of retargeted CMU mocap (``_ANNY_MEAN``/``_ANNY_STD``,
+clips not used by the tests); for the SMPL family the T-pose with lowered arms and hand-set deviations
+(``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
 :func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
 The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
 """
@@ -64,15 +65,28 @@ _ANNY_GROUPS: list[tuple[str, list[str]]] = [("trunk", _ANNY_SPINE), ("neck", _A
 for _s in ("L", "R"):
     _ANNY_GROUPS += [(f"{b}.{_s}", [f"{b}.{_s}"]) for b in
                      ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")]  # fmt: skip
-# Standard deviations (radians) of the simple prior, per group (whole-group rotation).
-_ANNY_STD = {"trunk": 0.3, "neck": 0.3, "head": 0.35, "clavicle": 0.2, "upperarm01": 0.9, "lowerarm01": 0.9,
-             "wrist": 0.5, "upperleg01": 0.7, "lowerleg01": 0.8, "foot": 0.35}  # fmt: skip
+# Simple prior for Anny: mean and standard deviation (floored at 0.1 rad) of each group axis-angle over CMU mocap
+# clips 01_01 (jumps, turns) and 14_14 (jumping jacks, jogging, squats, stretches) of shared/data/mocap_bvh_more,
+# retargeted with human3d.body.retarget at 15 fps (5,000+ frames). Order: _ANNY_GROUPS x (x, y, z).
+_ANNY_MEAN = [
+    0.114, -0.006, 0.065, -0.302, -0.043, -0.07, 0.467, -0.021, 0.026, 0.063, 0.101, 0.406, -0.215, 0.193, -0.72,
+    -0.175, -0.157, 0.011, -0.214, 0.163, 0.284, -0.286, 0.042, 0.032, 0.585, 0.042, -0.016, -0.212, -0.064, -0.255,
+    0.056, -0.034, -0.447, -0.218, -0.29, 0.717, -0.177, 0.159, -0.011, -0.212, -0.334, -0.413, -0.316, -0.007, -0.002,
+    0.651, -0.048, 0.016, -0.262, -0.047, 0.228,
+]  # fmt: skip
+_ANNY_STD = [
+    0.103, 0.259, 0.119, 0.141, 0.248, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.513, 0.436, 0.431, 0.39, 0.35, 0.1, 0.205,
+    0.301, 0.106, 0.351, 0.209, 0.197, 0.462, 0.1, 0.1, 0.25, 0.22, 0.1, 0.1, 0.1, 0.1, 0.476, 0.468, 0.435, 0.365,
+    0.328, 0.1, 0.135, 0.225, 0.116, 0.35, 0.223, 0.205, 0.479, 0.1, 0.1, 0.227, 0.186, 0.1,
+]  # fmt: skip
 
 _SMPL_BODY = [
     "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
     "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
 ]  # fmt: skip
+# SMPL family: zero mean (the T-pose) except the arms, lowered ~63 degrees (shoulders about -/+z), hand-set stds.
+_SMPL_MEAN = {"left_shoulder": (0.0, 0.0, -1.1), "right_shoulder": (0.0, 0.0, 1.1)}
 _SMPL_STD = {"hip": 0.7, "spine1": 0.2, "spine2": 0.15, "spine3": 0.15, "knee": 0.8, "ankle": 0.3, "foot": 0.1,
              "neck": 0.25, "collar": 0.15, "head": 0.3, "shoulder": 0.8, "elbow": 0.9, "wrist": 0.5}  # fmt: skip
 
@@ -114,7 +128,8 @@ class PoseSpace:
     group_names: list[str]
     expand: torch.Tensor  # [G, Jp] fractions: body_pose joint j gets sum_g expand[g, j] * r_g
     n_pose_joints: int  # joints in body_pose
-    std: torch.Tensor  # [G] simple-prior standard deviations (radians)
+    mean: torch.Tensor  # [G, 3] simple-prior mean (also the pose fitting starts from)
+    std: torch.Tensor  # [G, 3] simple-prior standard deviations (radians)
     hinges: list[Hinge] = field(default_factory=list)
 
     @property
@@ -182,7 +197,7 @@ def pose_space(model) -> PoseSpace:
     pose_names = names[1 : 1 + jp]
     if fam == "anny":
         groups = _ANNY_GROUPS
-        table = _ANNY_STD
+        table = {}
     else:
         groups = [(n, [n]) for n in _SMPL_BODY if n in pose_names]
         table = _SMPL_STD
@@ -192,8 +207,13 @@ def pose_space(model) -> PoseSpace:
             if m not in pose_names:
                 raise InvalidInputError(f"model: joint {m!r} missing from {model.family}'s body_pose joints")
             E[g, pose_names.index(m)] = 1.0 / len(members)
-    std = torch.tensor([_std_for(n, table) for n, _ in groups])
     group_names = [n for n, _ in groups]
+    if fam == "anny":
+        mean = torch.tensor(_ANNY_MEAN).reshape(-1, 3)
+        std = torch.tensor(_ANNY_STD).reshape(-1, 3)
+    else:
+        mean = torch.tensor([_SMPL_MEAN.get(n, (0.0, 0.0, 0.0)) for n in group_names])
+        std = torch.tensor([_std_for(n, table) for n in group_names])[:, None].expand(-1, 3).clone()
 
     # Hinge axes from the zero pose (canonical frame: Y up, facing +Z).
     out = model(model.default_params(1))
@@ -215,7 +235,7 @@ def pose_space(model) -> PoseSpace:
         lo = lo - rest_bend
         g = group_names.index(mid)
         hinges.append(Hinge(hname, g, flex.float(), side.float(), w.float(), (lo, hi), side_lim, twist_lim))
-    space = PoseSpace(fam, group_names, E, jp, std, hinges)
+    space = PoseSpace(fam, group_names, E, jp, mean, std, hinges)
     try:
         object.__setattr__(model, "_h3d_pose_space", space)
     except Exception:  # pragma: no cover - exotic models
@@ -228,7 +248,8 @@ def simple_pose_prior(space: PoseSpace):
     from generative.priors import GaussianPrior
 
     prior = GaussianPrior(space.num_groups * 3)
-    prior.scale_tril.copy_(torch.diag(space.std.repeat_interleave(3)))
+    prior.mean.copy_(space.mean.flatten())
+    prior.scale_tril.copy_(torch.diag(space.std.flatten()))
     return prior.freeze()
 
 

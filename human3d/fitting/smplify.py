@@ -464,7 +464,9 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
 
     # ---- stage 2: full body ----
     g0 = space.groups_from_body_pose(init["body_pose"]) if "body_pose" in init else None
-    groups = (g0.clone() if g0 is not None else torch.zeros(B, space.num_groups, 3, dtype=dtype, device=device))
+    if g0 is None:  # start from the mean pose (arms down), not the model's rest pose
+        g0 = space.mean.to(device, dtype)[None].expand(B, -1, -1)
+    groups = g0.clone()
     groups.requires_grad_(True)
     dg = torch.zeros(B, 3, dtype=dtype, device=device, requires_grad=True)
     tr = transl0.clone().requires_grad_(True)
@@ -482,8 +484,8 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
         p = assemble()
         X = kp_fn(p)[skeleton]
         pr = project_points(X, K, w2c)
-        e = _data_energy(pr.uv, pr.valid, kp, scale, sigma)
         t = state["t"]
+        e = _data_energy(pr.uv, pr.valid, kp, scale, _anneal((cfg.robust_sigma_start, cfg.robust_sigma), t))
         if term is not None:
             e = e + _anneal(cfg.pose_prior_weights, t) * term.energy(groups, p["body_pose"])
         if cfg.optimize_shape:
