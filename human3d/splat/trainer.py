@@ -1,0 +1,476 @@
+"""Gaussian-splatting training, checkpoints, evaluation, orbit videos and ``.ply`` export.
+
+A run folder holds ``run.json`` (config + dataset path), ``checkpoint.safetensors`` (Gaussians, Adam moments,
+density statistics and RNG states as tensors; step, elapsed time and schedule state as JSON metadata; written
+atomically), ``log.jsonl`` (loss, PSNR and Gaussian count every ``log_every`` steps) and the outputs of
+``evaluate`` / ``render_split`` / ``render_orbit`` / ``export_ply``. Training resumes from the checkpoint when
+the folder already has one.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError
+from safetensors.torch import load_file, safe_open, save_file
+
+from human3d.data.scenes import SceneSplit, load_scene
+from human3d.errors import DatasetError, InvalidInputError, ModelFileError
+from human3d.geometry.cameras import Cameras, invert_rigid, look_at
+from human3d.io_utils import atomic_path, atomic_write_text
+from human3d.metrics import psnr, ssim
+from human3d.splat.config import SplatConfig
+from human3d.splat.densify import DensityStats, accumulate_stats, densify_and_prune, reset_opacity
+from human3d.splat.gaussians import PARAM_NAMES, Gaussians
+from human3d.splat.ply import save_ply
+from human3d.splat.rasterize import rasterize
+
+__all__ = ["SplatTrainer", "scene_extent", "expon_lr", "RUN_FILE", "CHECKPOINT_FILE"]
+
+RUN_FILE = "run.json"
+CHECKPOINT_FILE = "checkpoint.safetensors"
+
+
+def scene_extent(cameras: Cameras) -> float:
+    """3DGS scene extent: 1.1 x the largest distance of a camera centre from their mean."""
+    c = cameras.centers
+    return float((c - c.mean(0)).norm(dim=-1).max()) * 1.1 or 1.0
+
+
+def expon_lr(step: float, lr_init: float, lr_final: float, max_steps: int) -> float:
+    """Log-linear interpolation from ``lr_init`` to ``lr_final`` over ``max_steps`` (the reference schedule)."""
+    t = min(max(step / max(max_steps, 1), 0.0), 1.0)
+    if lr_init <= 0 or lr_final <= 0:
+        return lr_init * (1 - t) + lr_final * t
+    return math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError("device: 'cuda' requested but CUDA is not available")
+    return torch.device(name)
+
+
+def _crossed(prev: float, cur: float, every: int) -> bool:
+    """True when a multiple of ``every`` lies in (prev, cur]."""
+    return every > 0 and math.floor(cur / every) > math.floor(prev / every)
+
+
+class SplatTrainer:
+    """Train / evaluate one Gaussian-splatting run.
+
+    Args:
+        config: :class:`SplatConfig` (ignored when resuming: the run's saved config is used).
+        data: dataset folder (Blender or COLMAP, see :func:`human3d.data.scenes.load_scene`).
+        out: run folder (created; an existing checkpoint there is resumed when ``resume``).
+    """
+
+    def __init__(self, config: SplatConfig | None, data, out, resume: bool = True):
+        self.out = Path(out)
+        run_file = self.out / RUN_FILE
+        if resume and run_file.is_file():
+            saved = self._read_run(self.out)
+            config = SplatConfig.from_dict(saved["config"])
+            data = data if data is not None else saved["data"]
+        if config is None or data is None:
+            raise InvalidInputError("SplatTrainer: need a config and a dataset path (or a run folder to resume)")
+        self.config = config.validate()
+        self.data = Path(data).expanduser().resolve()
+        if self.config.threads:
+            torch.set_num_threads(int(self.config.threads))
+        self.device = _resolve_device(self.config.device)
+        torch.manual_seed(self.config.seed)
+        self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
+        self._train: SceneSplit | None = None
+        self._levels: dict = {}
+        self.extent = scene_extent(self.train_split.cameras)
+        self.step = 0
+        self.vstep = 0.0
+        self.elapsed = 0.0
+        self._view_queue: list[int] = []
+        self.background = torch.tensor(self.config.background, dtype=torch.float32, device=self.device)
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume and (self.out / CHECKPOINT_FILE).is_file():
+            self.gaussians = self._empty_gaussians()
+            self.optimizer = self._make_optimizer()
+            self.load_checkpoint(self.out / CHECKPOINT_FILE)
+        else:
+            self.gaussians = self._init_gaussians().to(self.device)
+            self.optimizer = self._make_optimizer()
+            self.stats = DensityStats.zeros(len(self.gaussians), self.device)
+            atomic_write_text(run_file, json.dumps({"config": self.config.to_dict(), "data": str(self.data)}, indent=2))
+
+    # ----------------------------------------------------------------------------------------- setup
+    @staticmethod
+    def _read_run(out: Path) -> dict:
+        try:
+            return json.loads((out / RUN_FILE).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"run file '{out / RUN_FILE}' is unreadable: {e}") from e
+
+    @classmethod
+    def from_run(cls, run_dir, data=None) -> "SplatTrainer":
+        """Open an existing run (config, data path and checkpoint from the folder)."""
+        run_dir = Path(run_dir)
+        if not (run_dir / RUN_FILE).is_file():
+            raise ModelFileError(f"'{run_dir}' is not a splat run folder (no {RUN_FILE})")
+        if not (run_dir / CHECKPOINT_FILE).is_file():
+            raise ModelFileError(f"run '{run_dir}' has no checkpoint yet ({CHECKPOINT_FILE})")
+        return cls(None, data, run_dir, resume=True)
+
+    @property
+    def train_split(self) -> SceneSplit:
+        if self._train is None:
+            self._train = load_scene(self.data, "train", self.config.downscale, background=self.config.background)
+        return self._train
+
+    def _empty_gaussians(self) -> Gaussians:
+        k = (self.config.sh_degree + 1) ** 2 - 1
+        z = torch.zeros
+        return Gaussians(z(1, 3), z(1, 3), torch.tensor([[1.0, 0, 0, 0]]), z(1), z(1, 1, 3), z(1, k, 3)).to(self.device)
+
+    def _init_gaussians(self) -> Gaussians:
+        cfg, s = self.config, self.train_split
+        mode = cfg.init
+        if mode == "auto":
+            mode = "points" if s.points3d is not None and len(s.points3d) > 0 else "random"
+        if mode == "points":
+            if s.points3d is None or len(s.points3d) == 0:
+                raise DatasetError(f"dataset '{self.data}': init='points' but the dataset has no sparse points")
+            return Gaussians.from_points(s.points3d, s.points_rgb, cfg.sh_degree, cfg.init_opacity, cfg.init_scale_factor)
+        lo, hi = s.scene_bounds[0], s.scene_bounds[1]
+        c, h = (lo + hi) / 2, (hi - lo) / 2 * cfg.init_box_scale
+        g = Gaussians.random_in_box(cfg.init_num_points, c - h, c + h, cfg.sh_degree, cfg.init_opacity, self.generator)
+        if cfg.init_scale_factor != 1.0:
+            with torch.no_grad():
+                g.log_scales += math.log(cfg.init_scale_factor)
+        return g
+
+    def _make_optimizer(self) -> torch.optim.Optimizer:
+        cfg, g = self.config, self.gaussians
+        lrs = {
+            "means": cfg.lr_means * self.extent,
+            "log_scales": cfg.lr_scales,
+            "quats": cfg.lr_quats,
+            "opacity_logits": cfg.lr_opacity,
+            "sh_dc": cfg.lr_sh_dc,
+            "sh_rest": cfg.lr_sh_rest,
+        }
+        groups = [{"params": [getattr(g, n)], "lr": lrs[n], "name": n} for n in PARAM_NAMES]
+        return torch.optim.Adam(groups, lr=0.0, eps=cfg.adam_eps)
+
+    def _level(self, factor: float) -> dict:
+        """Training images, alphas and cameras at ``1 / factor`` of the run resolution (cached)."""
+        if factor not in self._levels:
+            s = self.train_split
+            imgs, alphas, cams = s.images, s.alphas, s.cameras
+            if factor != 1:
+                W, H = max(1, round(s.width / factor)), max(1, round(s.height / factor))
+                def resize(x):  # [N, H, W, C] area resampling
+                    return F.interpolate(x.permute(0, 3, 1, 2), size=(H, W), mode="area").permute(0, 2, 3, 1).contiguous()
+                imgs = resize(imgs)
+                alphas = resize(alphas) if alphas is not None else None
+                cams = Cameras(cams.K.clone(), cams.world_to_camera, W, H)
+                cams.K[:, 0, :] *= W / s.width
+                cams.K[:, 1, :] *= H / s.height
+            self._levels[factor] = {
+                "images": imgs.to(self.device),
+                "alphas": None if alphas is None else alphas.to(self.device),
+                "cameras": cams.to(self.device),
+                "bg": None if s.background is None else s.background.to(self.device),
+            }
+        return self._levels[factor]
+
+    def current_factor(self) -> float:
+        f = 1.0
+        for start, factor in sorted(self.config.resolution_schedule, key=lambda x: float(x[0])):
+            if self.vstep >= float(start):
+                f = float(factor)
+        return f
+
+    def active_sh_degree(self) -> int:
+        return min(self.config.sh_degree, int(self.vstep // self.config.sh_degree_interval))
+
+    def _next_views(self, n: int) -> list[int]:
+        out = []
+        while len(out) < n:
+            if not self._view_queue:
+                self._view_queue = torch.randperm(len(self.train_split), generator=self.generator).tolist()
+            out.append(self._view_queue.pop())
+        return out
+
+    # ----------------------------------------------------------------------------------------- rendering
+    def render(self, cameras: Cameras, sh_degree: int | None = None, background: torch.Tensor | None = None):
+        """Render the current Gaussians from ``cameras`` -> (rgb [C, H, W, 3], alpha [C, H, W, 1], meta)."""
+        g = self.gaussians
+        return rasterize(
+            g.means, g.quats, g.scales, g.opacities, g.sh, cameras.world_to_camera, cameras.K,
+            cameras.width, cameras.height, sh_degree=self.config.sh_degree if sh_degree is None else sh_degree,
+            near_plane=self.config.near_plane, background=self.background if background is None else background,
+            eps2d=self.config.eps2d, tile_size=self.config.tile_size, rasterize_mode=self.config.rasterize_mode,
+            backend=self.config.backend, validate=False,
+        )  # fmt: skip
+
+    # ----------------------------------------------------------------------------------------- training
+    def train_step(self) -> dict:
+        cfg = self.config
+        lvl = self._level(self.current_factor())
+        views = self._next_views(cfg.batch_size)
+        cams = lvl["cameras"][views] if len(views) == 1 else Cameras(
+            lvl["cameras"].K[views], lvl["cameras"].world_to_camera[views], lvl["cameras"].width, lvl["cameras"].height)
+        gt = lvl["images"][views]  # [B, H, W, 3]
+        bg = self.background
+        if cfg.random_background and lvl["alphas"] is not None and lvl["bg"] is not None:
+            bg = torch.rand(3, generator=self.generator).to(self.device)
+            gt = gt + (1.0 - lvl["alphas"][views]) * (bg - lvl["bg"])
+        for group in self.optimizer.param_groups:
+            if group["name"] == "means":
+                group["lr"] = expon_lr(self.vstep, cfg.lr_means * self.extent, cfg.lr_means_final * self.extent,
+                                       cfg.iterations)  # fmt: skip
+        rgb, _, meta = self.render(cams, self.active_sh_degree(), bg)
+        l1 = (rgb - gt).abs().mean()
+        loss = (1.0 - cfg.ssim_lambda) * l1
+        if cfg.ssim_lambda > 0:
+            loss = loss + cfg.ssim_lambda * (1.0 - ssim(rgb, gt).mean())
+        loss.backward()
+        densifying = self.vstep < cfg.densify_until
+        if densifying and meta["means2d"].grad is not None:
+            accumulate_stats(self.stats, meta["means2d"].grad, meta["visible"], meta["radius"], meta["width"],
+                             meta["height"])  # fmt: skip
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            mse = F.mse_loss(rgb.detach(), gt)
+        return {"loss": float(loss), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
+                "n_gaussians": len(self.gaussians), "n_fragments": meta.get("n_fragments", 0),
+                "resolution": [cams.width, cams.height]}  # fmt: skip
+
+    def _schedule_events(self, prev: float, cur: float) -> dict:
+        """Densification and opacity resets for the virtual-step interval (prev, cur]."""
+        cfg = self.config
+        info = {}
+        if cur <= cfg.densify_until and cur > cfg.densify_from and _crossed(prev, cur, cfg.densify_every):
+            after_reset = cfg.opacity_reset_every > 0 and cur > cfg.opacity_reset_every
+            info["densify"] = densify_and_prune(
+                self.gaussians, self.optimizer, self.stats, self.extent, cfg.grad_threshold, cfg.percent_dense,
+                cfg.prune_opacity, cfg.split_samples,
+                cfg.max_screen_fraction if after_reset else None, cfg.max_world_fraction if after_reset else None,
+                cfg.max_gaussians, self.generator,
+            )  # fmt: skip
+            self.stats = DensityStats.zeros(len(self.gaussians), self.device)
+        if cur <= cfg.densify_until and _crossed(prev, cur, cfg.opacity_reset_every):
+            reset_opacity(self.gaussians, self.optimizer, cfg.opacity_reset_value)
+            info["opacity_reset"] = True
+        return info
+
+    def progress(self) -> float:
+        if self.config.time_budget_s:
+            return min(1.0, self.elapsed / self.config.time_budget_s)
+        return min(1.0, self.step / self.config.iterations)
+
+    def done(self) -> bool:
+        return self.progress() >= 1.0
+
+    def train(self, callback: Callable[["SplatTrainer", dict], None] | None = None, progress: bool = True) -> dict:
+        """Train until ``iterations`` (or ``time_budget_s``) is reached, checkpointing on the way; returns the last log."""
+        from tqdm.auto import tqdm
+
+        cfg = self.config
+        total = cfg.iterations if not cfg.time_budget_s else None
+        bar = tqdm(total=total, initial=self.step if total else 0, disable=not progress, desc="splat", unit="step",
+                   dynamic_ncols=True)  # fmt: skip
+        last: dict = {}
+        log_path = self.out / "log.jsonl"
+        try:
+            while not self.done():
+                t0 = time.perf_counter()
+                info = self.train_step()
+                self.step += 1
+                prev = self.vstep
+                t1 = time.perf_counter()
+                self.elapsed += t1 - t0
+                self.vstep = (cfg.iterations * self.progress()) if cfg.time_budget_s else float(self.step)
+                info.update(self._schedule_events(prev, self.vstep))
+                self.elapsed += time.perf_counter() - t1
+                info["step"] = self.step
+                last = info
+                if self.step % cfg.log_every == 0 or self.done():
+                    rec = {k: info[k] for k in ("step", "loss", "psnr", "n_gaussians", "n_fragments")}
+                    rec["elapsed_s"] = round(self.elapsed, 3)
+                    with open(log_path, "a") as fh:
+                        fh.write(json.dumps(rec) + "\n")
+                bar.update(1)
+                bar.set_postfix(loss=f"{info['loss']:.4f}", psnr=f"{info['psnr']:.2f}", n=info["n_gaussians"])
+                if self.step % cfg.checkpoint_every == 0:
+                    self.save_checkpoint()
+                if callback is not None:
+                    callback(self, info)
+        finally:
+            bar.close()
+        self.save_checkpoint()
+        return {"step": self.step, "elapsed_s": self.elapsed, **{k: v for k, v in last.items() if k != "step"}}
+
+    # ----------------------------------------------------------------------------------------- checkpoints
+    def save_checkpoint(self, path=None) -> Path:
+        """Write Gaussians + Adam moments + statistics + RNG state atomically (safetensors; JSON metadata)."""
+        path = Path(path) if path is not None else self.out / CHECKPOINT_FILE
+        tensors = {f"gauss.{k}": v.cpu().contiguous() for k, v in self.gaussians.tensors().items()}
+        for group in self.optimizer.param_groups:
+            st = self.optimizer.state.get(group["params"][0], {})
+            for k, v in st.items():
+                tensors[f"optim.{group['name']}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+        for k in ("grad_accum", "count", "max_radius"):
+            tensors[f"stats.{k}"] = getattr(self.stats, k).detach().cpu().contiguous()
+        tensors["rng.generator"] = self.generator.get_state()
+        tensors["rng.torch"] = torch.get_rng_state()
+        meta = {"step": self.step, "vstep": self.vstep, "elapsed": self.elapsed, "extent": self.extent,
+                "view_queue": self._view_queue, "config": self.config.to_dict()}  # fmt: skip
+        with atomic_path(path) as tmp:
+            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
+        return path
+
+    def load_checkpoint(self, path) -> None:
+        path = Path(path)
+        try:
+            with safe_open(str(path), framework="pt") as fh:
+                meta = json.loads((fh.metadata() or {})["state"])
+            tensors = load_file(str(path), device="cpu")
+            params = {k: tensors[f"gauss.{k}"] for k in PARAM_NAMES}
+        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+            raise ModelFileError(f"checkpoint '{path}' is corrupt or not a human3d splat checkpoint: {e}") from e
+        try:
+            g = Gaussians.from_tensors(params)
+            g.check_finite(f"checkpoint '{path}'")
+        except InvalidInputError as e:
+            raise ModelFileError(str(e)) from e
+        self.gaussians = g.to(self.device)
+        self.optimizer = self._make_optimizer()
+        for group in self.optimizer.param_groups:
+            st = {k.split(".", 2)[2]: v for k, v in tensors.items() if k.startswith(f"optim.{group['name']}.")}
+            if st:
+                self.optimizer.state[group["params"][0]] = {k: v.to(self.device) if k != "step" else v for k, v in st.items()}
+        self.stats = DensityStats(*(tensors[f"stats.{k}"].to(self.device) for k in ("grad_accum", "count", "max_radius")))
+        self.generator.set_state(tensors["rng.generator"])
+        torch.set_rng_state(tensors["rng.torch"])
+        self.step, self.vstep, self.elapsed = int(meta["step"]), float(meta["vstep"]), float(meta["elapsed"])
+        self.extent = float(meta["extent"])
+        self._view_queue = list(meta.get("view_queue", []))
+
+    # ----------------------------------------------------------------------------------------- outputs
+    def export_ply(self, path) -> Path:
+        """Write the Gaussians as a standard 3DGS ``.ply`` (atomically)."""
+        return save_ply(self.gaussians, path)
+
+    def load_eval_split(self, split: str = "test") -> SceneSplit:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            s = load_scene(self.data, split, self.config.downscale, background=self.config.background)
+        for w in caught:
+            warnings.warn(w.message, stacklevel=2)
+        return s
+
+    @torch.no_grad()
+    def render_view(self, cameras: Cameras) -> torch.Tensor:
+        """rgb [H, W, 3] of a single camera, clamped to [0, 1]."""
+        rgb, _, _ = self.render(cameras.to(self.device))
+        return rgb[0].clamp(0, 1).cpu()
+
+    @torch.no_grad()
+    def evaluate(self, split: str = "test", max_views: int | None = None, write_images: bool = True,
+                 out_dir=None) -> dict:  # fmt: skip
+        """Render the ``split`` views (``test`` falls back to ``val`` when missing), compute PSNR / SSIM, write
+        ``<out_dir>/<split>/NNN.png`` and ``metrics.json``."""
+        s = self.load_eval_split(split)
+        n = len(s)
+        max_views = max_views if max_views is not None else self.config.eval_max_views
+        views = list(range(n)) if not max_views or max_views >= n else np.linspace(0, n - 1, max_views).round().astype(int).tolist()
+        out_dir = Path(out_dir) if out_dir is not None else self.out / "eval" / s.split
+        per_view = []
+        t0 = time.perf_counter()
+        for v in views:
+            pred = self.render_view(s.cameras[v])
+            gt = s.images[v]
+            per_view.append({"view": int(v), "image": s.image_paths[v].name, "psnr": float(psnr(pred, gt)),
+                             "ssim": float(ssim(pred, gt))})  # fmt: skip
+            if write_images:
+                _write_png(out_dir / f"{v:03d}.png", pred)
+        metrics = {
+            "split": s.split,
+            "requested_split": split,
+            "n_views": len(views),
+            "psnr": float(np.mean([p["psnr"] for p in per_view])),
+            "ssim": float(np.mean([p["ssim"] for p in per_view])),
+            "n_gaussians": len(self.gaussians),
+            "step": self.step,
+            "train_elapsed_s": self.elapsed,
+            "render_s_per_view": (time.perf_counter() - t0) / max(1, len(views)),
+            "resolution": [s.width, s.height],
+            "views": per_view,
+        }
+        if write_images:
+            atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+        return metrics
+
+    @torch.no_grad()
+    def render_split(self, split: str = "test", out_dir=None) -> list[Path]:
+        s = self.load_eval_split(split)
+        out_dir = Path(out_dir) if out_dir is not None else self.out / "renders" / s.split
+        return [_write_png(out_dir / f"{v:03d}.png", self.render_view(s.cameras[v])) for v in range(len(s))]
+
+    def orbit_cameras(self, n_frames: int) -> Cameras:
+        """Cameras circling the scene at the training cameras' mean radius and height (OpenCV)."""
+        s = self.train_split
+        c2w = s.cameras.camera_to_world
+        center = s.scene_bounds.mean(0)
+        up = F.normalize(-c2w[:, :3, 1].mean(0), dim=0)  # OpenCV camera -y is image-up
+        rel = c2w[:, :3, 3] - center
+        radius = float(rel.norm(dim=-1).mean())
+        height = float((rel @ up).mean())
+        a = F.normalize(rel[0] - (rel[0] @ up) * up, dim=0)
+        b = torch.linalg.cross(up, a)
+        ring = math.sqrt(max(radius**2 - height**2, 1e-6))
+        th = torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1]
+        eyes = center + ring * (torch.cos(th)[:, None] * a + torch.sin(th)[:, None] * b) + height * up
+        w2c = look_at(eyes, center.expand(n_frames, 3), up.expand(n_frames, 3))
+        return Cameras(s.cameras.K[:1].expand(n_frames, 3, 3).clone(), w2c, s.width, s.height)
+
+    @torch.no_grad()
+    def render_orbit(self, n_frames: int, video_path, fps: int = 24) -> Path:
+        """Render an orbit of ``n_frames`` views and write an MP4 (H.264 via imageio-ffmpeg) atomically."""
+        import imageio.v2 as imageio
+
+        if int(n_frames) < 1:
+            raise InvalidInputError(f"orbit: expected at least 1 frame, got {n_frames}")
+        cams = self.orbit_cameras(int(n_frames))
+        frames = []
+        for i in range(len(cams)):
+            img = (self.render_view(cams[i]).numpy() * 255 + 0.5).astype(np.uint8)
+            H, W = img.shape[:2]
+            frames.append(np.pad(img, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge"))  # H.264 needs even sizes
+        video_path = Path(video_path)
+        with atomic_path(video_path) as tmp:
+            with imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1,
+                                    ffmpeg_log_level="error") as w:  # fmt: skip
+                for f in frames:
+                    w.append_data(f)
+        return video_path
+
+
+def _write_png(path: Path, img: torch.Tensor) -> Path:
+    import cv2
+
+    arr = (img.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), arr[..., ::-1]):
+            raise DatasetError(f"cannot write image '{path}'")
+    return path
