@@ -3,7 +3,8 @@
 Times forward and forward+backward (gradients to pose and phenotypes) at B=1 and B=64, random poses and one
 random phenotype vector per sample, float32. The reference rows run ``anny.Anny`` directly on the same inputs
 (axis-angles -> delta transforms with roma, then its forward), so the difference is the wrapper's overhead
-(frame rotation, checks, keypoint regression).
+(checks, keypoint regression). "skin only" rows time the skinning step alone (rest vertices and bone
+transforms given), the one step in which the methods differ.
 
     python tools/bench/body_anny.py [--repeats N] [--batch 1 64] [--device cpu]
 
@@ -60,10 +61,10 @@ def bench_anny(
 ) -> list[dict]:
     """Time AnnyBody (and anny's own forward if ``reference``) for each skinning method and batch size.
 
-    Returns rows ``{"impl", "skinning", "batch", "pass", "ms", "ms_min", "cpu_ms"}`` with ``impl`` "human3d" or
-    "anny (ref)" and ``pass`` "forward" or "fwd+bwd"; ``ms`` / ``ms_min`` are the median / best wall time of
-    ``repeats`` runs (default 10 at B<=8, else 3), the implementations' runs interleaved; ``cpu_ms`` the median
-    process CPU time (all threads).
+    Returns rows ``{"impl", "skinning", "batch", "pass", "ms", "ms_min", "cpu_ms"}`` with ``impl`` "human3d",
+    "anny (ref)" or "skin only" (the skinning step alone) and ``pass`` "forward" or "fwd+bwd"; ``ms`` / ``ms_min``
+    are the median / best wall time of ``repeats`` runs (default 10 at B<=8, else 3), the implementations' runs
+    interleaved; ``cpu_ms`` the median process CPU time (all threads).
     """
     import anny
     import roma
@@ -106,7 +107,20 @@ def bench_anny(
                     if backward:
                         out["vertices"].sum().backward()
 
-            impls = [("human3d", ours)] + ([("anny (ref)", theirs)] if reference else [])
+            ph = params["phenotypes"]
+            coeffs = ref._get_phenotype_blendshape_coefficients(ph, ph.new_zeros(batch, 0), ph.new_zeros(batch, 0))
+            rest = ref.get_rest_vertices(coeffs)  # [B, V, 3]
+            noise = torch.randn(batch, ref.bone_count, 4, 4, generator=g).to(device)
+            bones = torch.eye(4, device=device) + 0.05 * noise  # [B, J, 4, 4]
+
+            def skin_only(backward: bool):  # the one step the skinning methods differ in
+                x, t = rest.clone().requires_grad_(backward), bones.clone().requires_grad_(backward)
+                with torch.set_grad_enabled(backward):
+                    v = ref.get_skinned_vertices(x, t)
+                    if backward:
+                        v.sum().backward()
+
+            impls = [("human3d", ours)] + ([("anny (ref)", theirs)] if reference else []) + [("skin only", skin_only)]
             for backward in (False, True):
                 fns = [lambda fn=fn: fn(backward) for _, fn in impls]
                 for (impl, _), (med, best, cpu) in zip(impls, _time(fns, n, device)):
