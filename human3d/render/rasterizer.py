@@ -26,6 +26,7 @@ barycentrics and depths are then recomputed once per covered pixel with autograd
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -144,7 +145,6 @@ def _face_bboxes(tri_uv: torch.Tensor, height: int, width: int, pad: float = 0.0
 
 
 _WINDOW_SIZES = (4, 8, 16, 32)
-WINDOW_PAD = _WINDOW_SIZES[-1]  # pixels a window may reach past its face's box (z-buffers are padded by this)
 
 
 def _covered_pairs(
@@ -162,8 +162,8 @@ def _covered_pairs(
     Each face's pixel box is covered by windows of ``Th x Tw`` pixels (sizes from ``_WINDOW_SIZES`` chosen per
     axis; boxes larger than 32 px are tiled). Inside a window the edge functions are separable,
     ``E_k(r, c) = U_k[r] - V_k[c]``, so the test is one broadcast subtraction over ``[E, 3, Th, Tw]`` with no
-    gathers. Windows may reach up to ``WINDOW_PAD`` pixels past the image's right/bottom border: callers index a
-    padded buffer and crop. The loop runs over 16 window classes and memory chunks, never over faces.
+    gathers; window pixels past the face's (image-clipped) box are masked out. The loop runs over 16 window
+    classes and memory chunks, never over faces.
 
     table: [N, 3, 4] per face and edge (a.x, a.y, d.x, d.y): edge value ``d.x (p.y - a.y) - d.y (p.x - a.x)``.
     """
@@ -209,6 +209,9 @@ def _covered_pairs(
             t = table.index_select(0, wf)[..., None]  # [E, 3, 4, 1]
             U = t[:, :, 2] * (py - t[:, :, 1])  # [E, 3, Th]
             V = t[:, :, 3] * (px - t[:, :, 0])  # [E, 3, Tw]
+            # pixels past the face's box (and so past the image) fail the test: U = -inf or V = +inf
+            U = U.masked_fill((py > i1[wf].to(dtype)[:, None, None] + 0.5), -math.inf)
+            V = V.masked_fill((px > j1[wf].to(dtype)[:, None, None] + 0.5), math.inf)
             Ev = U[..., :, None] - V[..., None, :]  # [E, 3, Th, Tw]
             inside = Ev.amin(dim=1) >= threshold  # [E, Th, Tw]
             flat = inside.view(-1).nonzero()[:, 0]  # [M] index into [E, Th, Tw]
@@ -294,8 +297,7 @@ def rasterize_mesh(
         raise InvalidInputError(f"faces: at most 2^31 - 1 faces are supported, got {faces.shape[0]}")
 
     uv, z = _project(vertices, cameras, near)  # [B, V, 2], [B, V]
-    Hp, Wp = H + WINDOW_PAD, W + WINDOW_PAD  # padded z-buffer: windows may overhang the image
-    zbuf = torch.full((B, Hp, Wp), _KEY_EMPTY, dtype=torch.int64, device=dev)
+    zbuf = torch.full((B, H, W), _KEY_EMPTY, dtype=torch.int64, device=dev)
     with torch.no_grad():
         b_idx, f_idx, tri_uv, tri_z, area2 = _setup_faces(uv.detach(), z.detach(), faces, near, cull_backfaces)
         i0, i1, j0, j1 = _face_bboxes(tri_uv, H, W)
@@ -306,9 +308,9 @@ def rasterize_mesh(
             inv_depth = (w * inv_z[lf]).sum(dim=1) / w.sum(dim=1)  # [M] perspective-correct 1/z
             depth = (1.0 / inv_depth).float().clamp(min=0)
             key = (depth.view(torch.int32).long() << 32) | f_idx[lf]
-            pix = (b_idx[lf] * Hp + pi) * Wp + pj
+            pix = (b_idx[lf] * H + pi) * W + pj
             zflat.scatter_reduce_(0, pix, key, reduce="amin", include_self=True)
-    zbuf = zbuf[:, :H, :W].reshape(-1)
+    zbuf = zbuf.view(-1)
 
     mask_flat = zbuf != _KEY_EMPTY
     face_flat = torch.where(mask_flat, zbuf & 0xFFFFFFFF, torch.full_like(zbuf, -1))
