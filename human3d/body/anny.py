@@ -43,9 +43,9 @@ Skinning
     ``skinning="lbs"`` (pure torch, dense weights), ``"warp_lbs"`` (NVIDIA warp kernel, with its own backward;
     its gradients match "lbs" to round-off) or ``"auto"`` (default): warp where it runs on the model's device,
     else lbs. Measured on CPU (``tools/bench/body_anny.py --threads 1``, CPU time per call): at B=64 the whole
-    forward takes 103 ms with warp vs 367 ms with lbs, forward+backward 299 vs 845 ms; at B=1 they are on par
-    (15 vs 16 ms forward, 20 vs 34 ms forward+backward), Anny's rest-shape computation dominating. Hence the
-    default.
+    forward takes 103 ms with warp vs 367 ms with lbs, forward+backward 299 vs 845 ms; at B=1 the forward is on
+    par (15 vs 16 ms: Anny's rest-shape computation dominates) and forward+backward takes 20 vs 34 ms. Hence
+    the default.
 Cache
     The first build takes ~2 min and writes ~0.8 GB; see :mod:`human3d.body.cache` for where. Built models are
     kept per process (keyed by cache folder, skinning, dtype, device), so later ``AnnyBody()`` calls are instant.
