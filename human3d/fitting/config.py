@@ -28,7 +28,7 @@ class SMPLifyConfig:
     lr_camera: float = 0.05
     """Adam step size of stage 1 (radians for rotation, metres for translation)."""
 
-    lr_body: float = 0.1
+    lr_body: float = 0.05
     """Adam step size of stage 2 (radians for poses; the phenotype logits and betas move at the same rate)."""
 
     lbfgs_lr: float = 1.0
@@ -43,7 +43,7 @@ class SMPLifyConfig:
     first (nearly quadratic: far-off limbs still pull, e.g. bent legs of a seated or crouching person starting
     from the straight rest pose), robust at the end."""
 
-    pose_prior_weights: tuple[float, ...] = (1.0, 0.2, 0.04)
+    pose_prior_weights: tuple[float, ...] = (0.03, 0.006, 0.0012)
     """Pose-prior weight, annealed from the first value to the last through stage 2 (geometric interpolation;
     SMPLify's schedule 404 -> 57.4 -> 4.78 likewise ends ~100x lower than it starts). Multiplies the prior's energy."""
 
@@ -78,6 +78,11 @@ class SMPLifyConfig:
 
     tol: float = 0.0
     """Stop stage 2 early once the total energy fell by less than this fraction over 10 iterations (0: never)."""
+
+    num_threads: int | None = 1
+    """torch intra-op threads during the fit (restored afterwards). The fit's tensors are small ([B, K, J] sized),
+    so threading gains little and costs a lot on a loaded machine (spinning workers); None keeps torch's setting.
+    ``tools/bench/fit.py --threads`` compares."""
 
     optimize_shape: bool = True
     """Fit shape parameters (betas / phenotypes). If False they stay at their initial (neutral) value."""

@@ -278,8 +278,19 @@ def smplify(
     Returns:
         :class:`SMPLifyResult`.
     """
-    t_start = time.perf_counter()
     cfg = (config or SMPLifyConfig()).replace(**overrides) if overrides else (config or SMPLifyConfig())
+    previous = torch.get_num_threads()
+    if cfg.num_threads is not None and cfg.num_threads != previous:
+        torch.set_num_threads(int(cfg.num_threads))
+    try:
+        return _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks, progress, init)
+    finally:
+        if torch.get_num_threads() != previous:
+            torch.set_num_threads(previous)
+
+
+def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks, progress, init) -> SMPLifyResult:
+    t_start = time.perf_counter()
     kp_in, skeleton = _as_keypoints(keypoints2d, skeleton)
     dtype = model.dtype
     device = model.faces.device
