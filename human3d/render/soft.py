@@ -116,11 +116,11 @@ def render_soft_silhouette(
         i0, i1, j0, j1 = _face_bboxes(tri_uv, H, W, pad=radius)
         table = _edge_table(tri_uv, faces[f_idx], area2)  # [N, 3, 4]
         table[..., 2:] = F.normalize(table[..., 2:], dim=-1)  # edge values become signed distances (px)
-        geom_table = _face_geometry(tri_uv)  # [N, 16]
+        geom_table, geom_sign = _face_geometry(tri_uv)  # [N, 3, 5], [N]
         parts = []
         for lf, pi, pj, _ in _covered_pairs(table, i0, i1, j0, j1, -radius, max_pairs):
             p = torch.stack([pj.to(dtype) + 0.5, pi.to(dtype) + 0.5], dim=-1)  # [m, 2]
-            keep, x, kstar, tq = _pair_geometry(geom_table.index_select(0, lf), p, sigma, cutoff)
+            keep, x, kstar, tq = _pair_geometry(geom_table, geom_sign, lf, p, sigma, cutoff)
             lf, pi, pj = lf[keep], pi[keep], pj[keep]
             parts.append((lf, (b_idx[lf] * H + pi) * W + pj, p[keep], x, kstar, tq))
     n_pix = B * H * W
@@ -171,30 +171,36 @@ def render_soft_silhouette(
     return SoftRender(silhouette, depth)
 
 
-def _face_geometry(tri_uv: torch.Tensor) -> torch.Tensor:
-    """Per-face table [N, 16]: vertices a (6), edges e_k = v_{k+1} - v_k (6), 1/|e_k|^2 (3), 1/(2*area) (1)."""
+def _face_geometry(tri_uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-face edge table [N, 3, 5]: (a.x, a.y, e.x, e.y, 1/|e|^2) for edge k from v_k to v_{k+1} (e = v_{k+1} - v_k),
+    and the sign of the doubled signed area [N]."""
     e = torch.roll(tri_uv, shifts=-1, dims=1) - tri_uv  # [N, 3, 2]
-    inv_len2 = 1.0 / e.square().sum(-1)  # [N, 3]
+    inv_len2 = 1.0 / e.square().sum(-1, keepdim=True)  # [N, 3, 1]
     area2 = e[:, 0, 0] * (-e[:, 2, 1]) - e[:, 0, 1] * (-e[:, 2, 0])  # (v1 - v0) x (v2 - v0)
-    return torch.cat([tri_uv.flatten(1), e.flatten(1), inv_len2, (1.0 / area2)[:, None]], dim=1)
+    return torch.cat([tri_uv, e, inv_len2], dim=-1).contiguous(), torch.sign(area2)
 
 
-def _pair_geometry(rows: torch.Tensor, p: torch.Tensor, sigma: float, cutoff: float):
-    """For pairs (face rows [M, 16], pixel centres p [M, 2]) return ``keep`` [M] (x > -cutoff) and, for the kept
-    pairs, x = delta d^2 / sigma, the nearest edge k* and (t*, q*) [., 3]: the closest boundary point's segment
-    parameter and the vector from it to p."""
-    a = rows[:, 0:6].view(-1, 3, 2)
-    e = rows[:, 6:12].view(-1, 3, 2)
-    ap = p[:, None, :] - a  # [M, 3, 2]
-    t = ((ap * e).sum(-1) * rows[:, 12:15]).clamp_(0.0, 1.0)  # [M, 3] closest point on each edge segment
-    q = torch.addcmul(ap, t[..., None], e, value=-1.0)  # [M, 3, 2] p - closest point
-    d2, kstar = (q * q).sum(-1).min(dim=1)  # [M]
-    cross = e[..., 0] * ap[..., 1] - e[..., 1] * ap[..., 0]  # [M, 3] edge functions
-    inside = (cross * rows[:, 15:16]).amin(dim=1) >= 0  # same side as the area for all three edges
+def _pair_geometry(table: torch.Tensor, sign: torch.Tensor, lf: torch.Tensor, p: torch.Tensor, sigma: float,
+                   cutoff: float):
+    """Exact distance test for (face ``lf`` [M], pixel centre ``p`` [M, 2]) pairs.
+
+    Returns ``keep`` [M] (x > -cutoff) and, for the kept pairs, x = delta d^2 / sigma, the nearest edge k* and
+    (t*, q*) [., 3]: the closest boundary point's parameter on edge k* and the vector q* = p - closest point.
+    """
+    ax, ay, ex, ey, il = table.index_select(0, lf).unbind(-1)  # [M, 3] each
+    apx = p[:, 0:1] - ax
+    apy = p[:, 1:2] - ay
+    t = torch.addcmul(ex * apx, ey, apy).mul_(il).clamp_(0.0, 1.0)  # closest point on each edge segment
+    qx = torch.addcmul(apx, t, ex, value=-1.0)
+    qy = torch.addcmul(apy, t, ey, value=-1.0)
+    d2, kstar = torch.addcmul(qx * qx, qy, qy).min(dim=1)  # [M]
+    cross = torch.addcmul(ex * apy, ey, apx, value=-1.0)  # [M, 3] edge functions
+    inside = (cross * sign.index_select(0, lf)[:, None]).amin(dim=1) >= 0  # same side as the area for all edges
     x = torch.where(inside, d2, -d2).div_(sigma)
     keep = x > -cutoff
-    x, kstar, t, q = x[keep], kstar[keep], t[keep], q[keep]
-    tq = torch.cat([t.gather(1, kstar[:, None]), q.gather(1, kstar[:, None, None].expand(-1, 1, 2))[:, 0]], dim=1)
+    x, kstar = x[keep], kstar[keep]
+    k1 = kstar[:, None]
+    tq = torch.cat([t[keep].gather(1, k1), qx[keep].gather(1, k1), qy[keep].gather(1, k1)], dim=1)  # [M', 3]
     return keep, x, kstar, tq
 
 
