@@ -1,0 +1,205 @@
+"""Occupancy-grid estimator (instant-ngp / nerfacc): ray marching that skips empty space, kept up to date during
+training by re-evaluating the field's density at random points of the grid cells.
+
+Pure torch and vectorised: candidates at a fixed step along every ray are tested against the binary grid in one
+pass (chunked over rays to bound memory) and the survivors are packed with ``nonzero`` (so they come out sorted by
+ray, then by ``t``). An optional no-grad density pass then drops samples behind the point where the transmittance
+falls under ``early_stop_eps`` and samples with ``alpha < alpha_thre``, as nerfacc does.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from human3d.nerf.rendering import render_transmittance
+from human3d.nerf.samplers import RaySamples, ray_aabb_intersect
+
+__all__ = ["OccupancyGrid"]
+
+
+class OccupancyGrid(nn.Module):
+    """A ``resolution^3`` binary occupancy grid over ``aabb`` [2, 3] with an EMA of per-cell occupancy.
+
+    Buffers: ``occs`` [res^3] (EMA of ``density * step_size``, an alpha estimate; -1 for cells never evaluated,
+    which count as occupied), ``binary`` [res, res, res] bool, indexed (x, y, z). Starts fully occupied.
+    """
+
+    def __init__(self, aabb, resolution: int = 128):
+        super().__init__()
+        self.resolution = int(resolution)
+        self.register_buffer("aabb", torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3).clone())
+        n = self.resolution**3
+        self.register_buffer("occs", torch.full((n,), -1.0))  # -1: never evaluated (treated as occupied)
+        self.register_buffer("binary", torch.ones(self.resolution, self.resolution, self.resolution, dtype=torch.bool))
+        # cells that may hold content at all (visual hull from masks); updates never mark other cells occupied
+        self.register_buffer("hull", torch.ones(self.resolution, self.resolution, self.resolution, dtype=torch.bool))
+
+    # ------------------------------------------------------------------------------------------ queries
+    def cell_index(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """World points [..., 3] -> (linear cell index [...], inside-the-box mask [...])."""
+        u = (x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
+        inside = ((u >= 0) & (u < 1)).all(-1)
+        ijk = (u * self.resolution).long().clamp(0, self.resolution - 1)
+        lin = (ijk[..., 0] * self.resolution + ijk[..., 1]) * self.resolution + ijk[..., 2]
+        return lin, inside
+
+    def occupied(self, x: torch.Tensor) -> torch.Tensor:
+        """[..., 3] -> bool [...]: inside the box and in an occupied cell."""
+        lin, inside = self.cell_index(x)
+        return self.binary.view(-1)[lin] & inside
+
+    def occupancy_fraction(self) -> float:
+        return float(self.binary.float().mean())
+
+    def cell_centers(self, cells: torch.Tensor | None = None) -> torch.Tensor:
+        """World centres [M, 3] of linear cell indices ``cells`` (all cells when None)."""
+        res = self.resolution
+        if cells is None:
+            cells = torch.arange(res**3, device=self.occs.device)
+        ijk = torch.stack([cells // (res * res), (cells // res) % res, cells % res], -1).float()
+        return self.aabb[0] + (ijk + 0.5) / res * (self.aabb[1] - self.aabb[0])
+
+    @torch.no_grad()
+    def carve_from_masks(
+        self,
+        K: torch.Tensor,
+        world_to_camera: torch.Tensor,
+        alphas: torch.Tensor,
+        empty_below: float = 0.02,
+        dilate: int = 1,
+    ) -> float:
+        """Restrict the grid to the visual hull of foreground masks (space carving).
+
+        A cell is carved (made permanently empty) when its centre projects inside some training image onto a pixel
+        with ``alpha < empty_below``; the kept set is then dilated by ``dilate`` cells so cells only partly seen
+        as background survive. K [N, 3, 3], world_to_camera [N, 4, 4] (OpenCV), alphas [N, H, W] in [0, 1].
+        Returns the fraction of cells kept.
+        """
+        from human3d.geometry.cameras import project_points
+
+        N, H, W = alphas.shape
+        centers = self.cell_centers()  # [C, 3]
+        alive = torch.arange(centers.shape[0], device=centers.device)  # cells not carved yet
+        for v in range(N):  # loop over cameras (not a hot path): one vectorised projection of the live cells each
+            pts = centers[alive]
+            proj = project_points(pts[None], K[v : v + 1].to(pts), world_to_camera[v : v + 1].to(pts))
+            uv, valid = proj.uv[0], proj.valid[0]
+            j, i = uv[:, 0].floor().long(), uv[:, 1].floor().long()
+            inside = valid & (j >= 0) & (j < W) & (i >= 0) & (i < H)
+            a = alphas[v].to(pts.device)[i.clamp(0, H - 1), j.clamp(0, W - 1)]
+            alive = alive[~(inside & (a < empty_below))]
+        keep = torch.zeros(centers.shape[0], dtype=torch.bool, device=centers.device)
+        keep[alive] = True
+        hull = keep.view(1, 1, *self.binary.shape).float()
+        if dilate > 0:
+            hull = torch.nn.functional.max_pool3d(hull, 2 * dilate + 1, stride=1, padding=dilate)
+        self.hull.copy_(hull[0, 0] > 0)
+        self.binary &= self.hull
+        self.occs[~self.hull.view(-1)] = 0.0
+        return float(self.hull.float().mean())
+
+    # ------------------------------------------------------------------------------------------ update
+    @torch.no_grad()
+    def update(
+        self,
+        eval_fn: Callable[[torch.Tensor], torch.Tensor],
+        step_size: float,
+        n_cells: int | None = None,
+        occ_thre: float = 0.01,
+        ema_decay: float = 0.95,
+        generator: torch.Generator | None = None,
+        chunk: int = 1 << 16,
+    ) -> None:
+        """Re-evaluate the density at one jittered point in each of ``n_cells`` random cells (all when None) plus up
+        to as many occupied cells; ``occs = max(occs * ema_decay, density * step_size)`` there, then
+        ``binary = occs > min(occ_thre, mean(occs))`` (cells never evaluated stay occupied).
+
+        ``eval_fn`` maps world points [M, 3] to densities [M].
+        """
+        res, dev = self.resolution, self.occs.device
+        candidates = torch.nonzero(self.hull.view(-1))[:, 0]  # only cells inside the hull can be occupied
+        total = candidates.numel()
+        if n_cells is None or n_cells >= total:
+            cells = candidates
+        else:
+            cells = candidates[torch.randint(0, total, (n_cells,), generator=generator).to(dev)]
+            occ_cells = torch.nonzero(self.binary.view(-1))[:, 0]
+            if occ_cells.numel() > n_cells:
+                pick = torch.randint(0, occ_cells.numel(), (n_cells,), generator=generator).to(dev)
+                occ_cells = occ_cells[pick]
+            cells = torch.cat([cells, occ_cells])
+        ijk = torch.stack([cells // (res * res), (cells // res) % res, cells % res], -1).float()
+        jitter = torch.rand(cells.shape[0], 3, generator=generator).to(dev)
+        x = self.aabb[0] + (ijk + jitter) / res * (self.aabb[1] - self.aabb[0])
+        dens = torch.cat([eval_fn(x[i : i + chunk]).float() for i in range(0, x.shape[0], chunk)]) * step_size
+        # scatter max handles cells drawn twice
+        new = self.occs.clone()
+        new[cells] = self.occs[cells] * ema_decay
+        new.scatter_reduce_(0, cells, dens, reduce="amax")
+        self.occs.copy_(new)
+        hull = self.hull.view(-1)
+        seen = (self.occs >= 0) & hull
+        thre = min(occ_thre, float(self.occs[seen].mean())) if bool(seen.any()) else occ_thre
+        self.binary.copy_((((self.occs > thre) | (self.occs < 0)) & hull).view(res, res, res))
+
+    # ------------------------------------------------------------------------------------------ marching
+    @torch.no_grad()
+    def march(
+        self,
+        origins: torch.Tensor,
+        dirs: torch.Tensor,
+        near: float,
+        far: float,
+        step_size: float,
+        randomize: bool = False,
+        generator: torch.Generator | None = None,
+        sigma_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        early_stop_eps: float = 1e-4,
+        alpha_thre: float = 0.0,
+        max_candidates: int = 1 << 22,
+    ) -> RaySamples:
+        """March rays origins/dirs [R, 3] (unit dirs) with a fixed ``step_size`` inside ``[near, far]`` and the box.
+
+        Intervals ``[t, t + step_size]`` whose midpoint lies in an occupied cell are kept. ``randomize`` shifts each
+        ray's start by ``U(0, step_size)`` (training). ``sigma_fn(samples, positions) -> sigma [S]`` enables
+        transmittance-based culling (``T < early_stop_eps`` or ``alpha < alpha_thre`` samples are dropped).
+        """
+        R, dev = origins.shape[0], origins.device
+        t_enter, t_exit, _ = ray_aabb_intersect(origins, dirs, self.aabb)
+        t0 = t_enter.clamp_min(near)
+        t1 = t_exit.clamp_max(far)
+        if randomize:
+            t0 = t0 + torch.rand(R, generator=generator).to(dev) * step_size
+        span = (t1 - t0).clamp_min(0)
+        n_steps = torch.ceil(span / step_size).long()  # [R]
+        k_max = int(n_steps.max()) if R else 0
+        if k_max == 0:
+            empty = torch.zeros(0, device=dev)
+            return RaySamples(torch.zeros(0, dtype=torch.long, device=dev), empty, empty, R)
+        rays_per_chunk = max(1, max_candidates // k_max)
+        ks = torch.arange(k_max, device=dev, dtype=origins.dtype)
+        ri_list, ts_list = [], []
+        for a in range(0, R, rays_per_chunk):
+            b = min(R, a + rays_per_chunk)
+            t_s = t0[a:b, None] + ks[None] * step_size  # [r, K]
+            t_m = t_s + 0.5 * step_size
+            valid = t_m < t1[a:b, None]
+            pts = origins[a:b, None] + dirs[a:b, None] * t_m[..., None]  # [r, K, 3]
+            keep = valid & self.occupied(pts)
+            r_idx, k_idx = torch.nonzero(keep, as_tuple=True)
+            ri_list.append(r_idx + a)
+            ts_list.append(t_s[r_idx, k_idx])
+        ray_indices = torch.cat(ri_list)
+        t_starts = torch.cat(ts_list)
+        samples = RaySamples(ray_indices, t_starts, t_starts + step_size, R)
+        if sigma_fn is not None and len(samples) > 0:
+            sig = sigma_fn(samples, samples.positions(origins, dirs))
+            trans, alphas = render_transmittance(sig, samples.t_starts, samples.t_ends, samples.ray_indices, R)
+            keep = trans > early_stop_eps
+            if alpha_thre > 0:
+                keep &= alphas >= alpha_thre
+            samples = samples.select(keep)
+        return samples
