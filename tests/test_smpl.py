@@ -343,3 +343,21 @@ def test_rigid_transform_against_per_joint_loop():
     assert torch.allclose(moved, want)
     with pytest.raises(ValueError, match="parent"):
         L.kinematic_levels([-1, 2, 0])
+
+
+def test_skinning_gradcheck_including_double_backward():
+    """The fused skinning kernel's hand-written backward vs finite differences (first and second order)."""
+    g = torch.Generator().manual_seed(0)
+    B, V, J = 2, 5, 3
+    v_posed = torch.randn(B, V, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    transforms = torch.randn(B, J, 3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    transl = torch.randn(B, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(V, J, generator=g, dtype=torch.float64)
+    weights = weights / weights.sum(1, keepdim=True)
+    fn = lambda v, a, t: L.skinning(v, a, weights, t)  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (v_posed, transforms, transl))
+    assert torch.autograd.gradgradcheck(fn, (v_posed, transforms, transl))
+    # and the closed form: sum_j w_vj (R_j v + t_j) + transl
+    want = torch.einsum("vj,bjik,bvk->bvi", weights, transforms[..., :3], v_posed)
+    want = want + torch.einsum("vj,bji->bvi", weights, transforms[..., 3]) + transl[:, None]
+    assert torch.allclose(fn(v_posed, transforms, transl), want)

@@ -165,18 +165,61 @@ def batch_rigid_transform(
     return posed_joints, torch.cat([rot, trans.unsqueeze(-1)], dim=-1)
 
 
-def skinning(v_posed: torch.Tensor, transforms: torch.Tensor, lbs_weights: torch.Tensor) -> torch.Tensor:
+class _ApplyBlended(torch.autograd.Function):
+    """``out[v, :, b] = M[v, :, :3, b] @ p[v, :, b] + M[v, :, 3, b] (+ t[:, b])`` for batch-last tensors.
+
+    A fused element-wise kernel chain: the forward allocates only its output (no ``[V, 3, 4, B]`` product, no
+    homogeneous copy of the points) and the backward only the gradients. The backward is written with
+    differentiable ops, so double backward works.
+    """
+
+    @staticmethod
+    def forward(ctx, blended, points, transl):  # [V, 3, 4, B], [V, 3, B], [3, B] or None -> [V, 3, B]
+        out = blended[:, :, 3] + transl if transl is not None else blended[:, :, 3].clone()
+        for k in range(3):
+            out.addcmul_(blended[:, :, k], points[:, k : k + 1])
+        ctx.save_for_backward(blended, points)
+        ctx.has_transl = transl is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, grad):  # grad [V, 3, B]
+        blended, points = ctx.saved_tensors
+        grad = grad.contiguous()  # it arrives as a view of [B, V, 3] storage: one transpose, then fast passes
+        grad_blended = grad_points = grad_transl = None
+        if ctx.needs_input_grad[0]:
+            homogeneous = torch.cat([points, torch.ones_like(points[:, :1])], dim=1)  # [V, 4, B]
+            grad_blended = grad.unsqueeze(2) * homogeneous.unsqueeze(1)  # [V, 3, 4, B]
+        if ctx.needs_input_grad[1]:
+            grad_points = blended[:, 0, :3] * grad[:, 0:1]  # [V, 3, B]
+            for i in (1, 2):
+                grad_points.addcmul_(blended[:, i, :3], grad[:, i : i + 1])
+        if ctx.has_transl and ctx.needs_input_grad[2]:
+            grad_transl = grad.sum(0)  # [3, B]
+        return grad_blended, grad_points, grad_transl
+
+
+def skinning(
+    v_posed: torch.Tensor,
+    transforms: torch.Tensor,
+    lbs_weights: torch.Tensor,
+    transl: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Blend per-joint affine transforms ``[B, J, 3, 4]`` with ``lbs_weights [V, J]`` and apply to ``v_posed [B, V, 3]``.
 
-    One GEMM ``[V, J] @ [J, B*12]`` blends the transforms of the whole batch; applying the blended ``3x4`` matrices
-    is element-wise.
+    Works batch-last inside: one GEMM ``[V, J] @ [J, 12*B]`` blends the transforms of the whole batch, and the
+    blended ``3x4`` matrices are applied with contiguous element-wise ops over the batch. ``v_posed`` may be any
+    strided view; a ``[B, V, 3]`` view of ``[V, 3, B]`` storage (as :class:`human3d.body.smpl.SMPLFamily` passes)
+    avoids a transpose. ``transl [B, 3]``, if given, is added to every vertex in the same pass. Returns a
+    contiguous ``[B, V, 3]`` tensor.
     """
     B, J = transforms.shape[:2]
     V = lbs_weights.shape[0]
-    flat = transforms.reshape(B, J, 12).permute(1, 0, 2).reshape(J, B * 12)  # [J, B*12]
-    blended = (lbs_weights @ flat).view(V, B, 3, 4).permute(1, 0, 2, 3)  # [B, V, 3, 4]
-    out = (blended[..., :3] * v_posed.unsqueeze(2)).sum(-1)  # [B, V, 3]
-    return out + blended[..., 3]
+    flat = transforms.reshape(B, J, 12).permute(1, 2, 0).reshape(J, 12 * B)  # [J, 12*B]
+    blended = (lbs_weights @ flat).view(V, 3, 4, B)  # [V, 3, 4, B]
+    points = v_posed.permute(1, 2, 0)  # [V, 3, B]
+    out = _ApplyBlended.apply(blended, points, None if transl is None else transl.T)  # [V, 3, B]
+    return out.permute(2, 0, 1).contiguous()
 
 
 def lbs(
@@ -213,3 +256,4 @@ def lbs(
     v_posed = v_shaped + (pose_features(rot_mats) @ posedirs).view(B, V, 3)  # [B, V, 3]
     posed_joints, transforms = batch_rigid_transform(rot_mats, joints, parents)
     return skinning(v_posed, transforms, lbs_weights), posed_joints
+

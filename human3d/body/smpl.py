@@ -383,9 +383,9 @@ class SMPLFamily(BodyModel):
 
         # -- precomputed constants (the joint regression in float64; all stored in ``dtype``) ------------------------
         P = 9 * (J - 1)
-        blend_dirs = np.empty((S + P, V * 3), np_dtype)  # [S + P, V*3], written in place (no extra copies)
-        blend_dirs[:S] = shapedirs[..., shape_cols].reshape(V * 3, S).T
-        blend_dirs[S:] = posedirs.reshape(V * 3, P).T
+        blend_dirs = np.empty((V * 3, S + P), np_dtype)  # [V*3, S + P]: the files' own layout, no transposes
+        blend_dirs[:, :S] = shapedirs[..., shape_cols].reshape(V * 3, S)
+        blend_dirs[:, S:] = posedirs.reshape(V * 3, P)
         del posedirs
         used = np.flatnonzero(np.any(J_regressor != 0, axis=0))  # regressors are sparse: skip unused vertices
         J_used = J_regressor[:, used]
@@ -403,7 +403,7 @@ class SMPLFamily(BodyModel):
 
         self.register_buffer("faces", torch.tensor(faces, dtype=torch.long))  # [F, 3]
         self.register_buffer("v_template", t(v_template))  # [V, 3]
-        self.register_buffer("blend_dirs", t(blend_dirs))  # [S + P, V*3]: shape, expression, pose correctives
+        self.register_buffer("blend_dirs", t(blend_dirs))  # [V*3, S + P]: shape, expression, pose correctives
         self.register_buffer("joint_template", t(joint_template))  # [J, 3]
         self.register_buffer("joint_dirs", t(joint_dirs))  # [S, J*3] J_regressor applied to the shape basis
         self.register_buffer("J_regressor", t(J_regressor))  # [J, V]
@@ -428,12 +428,12 @@ class SMPLFamily(BodyModel):
     def shapedirs(self) -> torch.Tensor:
         """``[V, 3, num_betas + num_expression_coeffs]`` view of the shape (then expression) basis."""
         S = self.num_betas + self.num_expression_coeffs
-        return self.blend_dirs[:S].T.unflatten(0, (-1, 3))
+        return self.blend_dirs[:, :S].unflatten(0, (-1, 3))
 
     @property
     def posedirs(self) -> torch.Tensor:
         """``[(J-1)*9, V*3]`` pose-corrective basis (smplx layout)."""
-        return self.blend_dirs[self.num_betas + self.num_expression_coeffs :]
+        return self.blend_dirs[:, self.num_betas + self.num_expression_coeffs :].T
 
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
         fam = FAMILIES[self.family]
@@ -468,14 +468,13 @@ class SMPLFamily(BodyModel):
         if self.num_expression_coeffs:
             shape_coeffs = torch.cat([shape_coeffs, params["expression"]], dim=1)
         coeffs = torch.cat([shape_coeffs, pose_features(rot_mats)], dim=1)  # [B, S + P]
-        # v_template + shape/expression blend + pose correctives, one GEMM
-        v_posed = torch.addmm(self.v_template.view(-1), coeffs, self.blend_dirs).view(B, V, 3)
+        # v_template + shape/expression blend + pose correctives in one GEMM, batch-last ([V*3, B]) as skinning
+        # wants it; v_posed is a [B, V, 3] view of that storage
+        v_posed = torch.addmm(self.v_template.view(-1, 1), self.blend_dirs, coeffs.T).view(V, 3, B).permute(2, 0, 1)
         joints_rest = torch.addmm(self.joint_template.view(-1), shape_coeffs, self.joint_dirs).view(B, J, 3)
         joints, transforms = batch_rigid_transform(rot_mats, joints_rest, self.parents, self._levels)
-        vertices = skinning(v_posed, transforms, self.lbs_weights)  # [B, V, 3]
-        transl = params["transl"].unsqueeze(1)  # [B, 1, 3]
-        vertices = vertices + transl
-        joints = joints + transl
+        vertices = skinning(v_posed, transforms, self.lbs_weights, params["transl"])  # [B, V, 3]
+        joints = joints + params["transl"].unsqueeze(1)
         sources = torch.cat(
             [joints.index_select(1, self.keypoint_joint_ids), vertices.index_select(1, self.keypoint_vertex_ids)], 1
         )  # [B, K, 3]
