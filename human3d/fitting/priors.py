@@ -56,7 +56,7 @@ __all__ = [
     "PRIOR_KINDS",
 ]
 
-PRIOR_KINDS = ("simple", "vae", "flow", "diffusion", "gan", "none")
+PRIOR_KINDS = ("simple", "gaussian", "vae", "flow", "diffusion", "gan", "none")
 
 # ---- per-model pose groups ---------------------------------------------------------------------------------------
 _ANNY_SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
@@ -271,7 +271,7 @@ def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
 
     * ``"none"`` / None: no pose prior;
     * ``"simple"``: :func:`simple_pose_prior` over the group axis-angles;
-    * ``"vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded through
+    * ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded through
       ``generative.priors.pose.load_pose_prior``; it reads the ``body_pose`` entries of the bones it names;
     * a Prior object: its ``dim`` must be ``3 * G`` (group axis-angles) or ``3 * Jp`` (full ``body_pose``), unless
       it has a ``bones`` attribute naming ``body_pose`` joints.
