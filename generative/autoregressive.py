@@ -178,6 +178,10 @@ class MADE(nn.Module):
         dev, dt = self.out.weight.device, self.out.weight.dtype
         if self.cond is not None:
             check_data(cond, "cond", (self.config.cond_dim,))
+            if cond.shape[0] != n:
+                raise InvalidInputError(f"cond: has {cond.shape[0]} rows, expected n={n}")
+        elif cond is not None:
+            raise InvalidInputError("cond: this MADE is unconditional (cond_dim=0) but got a condition")
         if mask_index is None:
             comp = torch.randint(self.num_masks, (n,), generator=generator).to(dev)
         else:

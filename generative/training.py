@@ -235,14 +235,15 @@ def _check_data(data: Sequence[torch.Tensor | None]) -> tuple[torch.Tensor, ...]
     arrays = tuple(d for d in data if d is not None)
     if not arrays:
         raise InvalidInputError("data: no training tensors given")
+    for i, a in enumerate(arrays):
+        if not isinstance(a, torch.Tensor):
+            raise InvalidInputError(f"data[{i}]: expected a torch.Tensor, got {type(a).__name__}")
     n = arrays[0].shape[0] if arrays[0].dim() > 0 else 0
     if n == 0:
         raise InvalidInputError("data: the training set is empty")
     for i, a in enumerate(arrays):
-        if not isinstance(a, torch.Tensor):
-            raise InvalidInputError(f"data[{i}]: expected a torch.Tensor, got {type(a).__name__}")
-        if a.shape[0] != n:
-            raise InvalidInputError(f"data[{i}]: has {a.shape[0]} rows, expected {n} like data[0]")
+        if a.dim() == 0 or a.shape[0] != n:
+            raise InvalidInputError(f"data[{i}]: has {a.shape[0] if a.dim() else 0} rows, expected {n} like data[0]")
         if a.is_floating_point() and not bool(torch.isfinite(a).all()):
             raise InvalidInputError(f"data[{i}]: contains NaN/inf")
     return arrays
