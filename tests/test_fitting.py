@@ -226,3 +226,4 @@ def test_cli(tmp_path):
     bad.write_text("[1, 2")
     res = runner.invoke(app, [str(EXAMPLE / "000000000785.jpg"), "--keypoints", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "not valid JSON" in " ".join(res.output.split())
+
