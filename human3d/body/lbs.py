@@ -111,6 +111,24 @@ def kinematic_levels(parents: Sequence[int] | torch.Tensor) -> tuple[tuple[tuple
     return _levels_cached(tuple(int(p) for p in parents))
 
 
+@lru_cache(maxsize=64)
+def _level_plan(levels, device: torch.device):
+    """Index tensors (on ``device``) to run :func:`batch_rigid_transform` level by level."""
+    order = [j for joints, _ in levels for j in joints]
+    inverse = [0] * len(order)
+    for pos, j in enumerate(order):
+        inverse[j] = pos
+    steps, start = [], 0
+    for joints, parent_pos in levels:
+        end = start + len(joints)
+        pp = torch.tensor(parent_pos, dtype=torch.long, device=device) if parent_pos else None
+        steps.append((start, end, pp))
+        start = end
+    perm = torch.tensor(order, dtype=torch.long, device=device)
+    inv = None if order == sorted(order) else torch.tensor(inverse, dtype=torch.long, device=device)
+    return perm, inv, steps
+
+
 def batch_rigid_transform(
     rot_mats: torch.Tensor,
     joints: torch.Tensor,
@@ -135,30 +153,25 @@ def batch_rigid_transform(
     if levels is None:
         levels = kinematic_levels(parents)
     B, J = joints.shape[:2]
+    perm, inverse, steps = _level_plan(levels, joints.device)
     if not isinstance(parents, torch.Tensor):
-        parents = torch.as_tensor(parents, device=joints.device)
+        parents = torch.as_tensor(parents)
     parents = parents.to(device=joints.device, dtype=torch.long)
-    rel = joints.clone()  # [B, J, 3] offset of each joint from its parent (root: absolute)
-    rel[:, 1:] = joints[:, 1:] - joints[:, parents[1:]]
+    parent_joints = torch.cat([torch.zeros_like(joints[:, :1]), joints.index_select(1, parents[1:])], dim=1)
+    rel = joints - parent_joints  # [B, J, 3] offset of each joint from its parent (root: absolute)
     bottom = joints.new_tensor([0.0, 0.0, 0.0, 1.0]).expand(B, J, 1, 4)
     local = torch.cat([torch.cat([rot_mats, rel.unsqueeze(-1)], dim=-1), bottom], dim=-2)  # [B, J, 4, 4]
+    local = local.index_select(1, perm)  # joints in level order: each level is a contiguous slice
 
     chain = []  # per level: [B, n_level, 4, 4] world transforms
-    order = []
-    for d, (level_joints, parent_pos) in enumerate(levels):
-        idx = list(level_joints)
-        if d == 0:
-            world = local[:, idx]
+    for start, end, parent_pos in steps:
+        if parent_pos is None:
+            chain.append(local[:, start:end])
         else:
-            world = chain[-1][:, list(parent_pos)] @ local[:, idx]
-        chain.append(world)
-        order.extend(idx)
+            chain.append(chain[-1].index_select(1, parent_pos) @ local[:, start:end])
     world = torch.cat(chain, dim=1)  # [B, J, 4, 4] in level order
-    if order != list(range(J)):
-        inverse = [0] * J
-        for pos, j in enumerate(order):
-            inverse[j] = pos
-        world = world[:, inverse]
+    if inverse is not None:
+        world = world.index_select(1, inverse)
     rot = world[..., :3, :3]  # [B, J, 3, 3]
     posed_joints = world[..., :3, 3]  # [B, J, 3]
     trans = posed_joints - (rot @ joints.unsqueeze(-1)).squeeze(-1)  # [B, J, 3]

@@ -42,17 +42,22 @@ COLUMNS = [
 ]
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+_clock = CLOCKS["wall"]
+
+
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 3) -> dict[str, float]:
-    """Median wall time (ms) of each function, calling them in turn ``repeats`` times."""
+    """Median time (ms; wall clock, or process CPU time with ``--clock cpu``) of each function, calling them in
+    turn ``repeats`` times."""
     for _ in range(warmup):
         for f in fns.values():
             f()
     samples: dict[str, list[float]] = {k: [] for k in fns}
     for _ in range(repeats):
         for k, f in fns.items():
-            t = time.perf_counter()
+            t = _clock()
             f()
-            samples[k].append(time.perf_counter() - t)
+            samples[k].append(_clock() - t)
     return {k: 1e3 * statistics.median(v) for k, v in samples.items()}
 
 
@@ -134,11 +139,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=20, help="timed repetitions per function (median reported)")
     parser.add_argument("--smpl-model", default=os.environ.get("SMPL_MODEL_PATH"),
                         help="official SMPL .pkl to use instead of a synthetic file (env SMPL_MODEL_PATH)")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="wall: elapsed time (default); cpu: process CPU time (user+sys of all threads), "
+                        "steadier than wall time when other jobs share the CPU")
     parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {list(SECTIONS)}")
     args = parser.parse_args(argv)
+    global _clock
+    _clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs visible, "
-          f"median of {args.repeats} interleaved runs, float32")  # fmt: skip
+          f"{args.clock} clock, median of {args.repeats} interleaved runs, float32")  # fmt: skip
     rows = []
     for name in args.sections.split(","):
         if name == "smpl":
