@@ -369,12 +369,14 @@ def interpolate_face_attributes(fragments: Fragments, face_attributes: torch.Ten
     if face_attributes.dim() == 3:
         face_attributes = face_attributes.unsqueeze(0).expand(B, -1, -1, -1)
     check_tensor(face_attributes, "face_attributes", (B, None, 3, None))
-    fid = fragments.face_ids.clamp(min=0).view(B, H * W)  # [B, HW]
-    bidx = torch.arange(B, device=fid.device)[:, None].expand_as(fid)
-    corners = face_attributes[bidx, fid]  # [B, HW, 3, D]
-    out = (fragments.barycentrics.view(B, H * W, 3, 1).to(corners.dtype) * corners).sum(dim=2)
-    out = out * fragments.mask.view(B, H * W, 1)
-    return out.view(B, H, W, -1)
+    n_faces, D = face_attributes.shape[1], face_attributes.shape[3]
+    pix = fragments.mask.view(-1).nonzero()[:, 0]  # [P] covered pixels only
+    fid = fragments.face_ids.view(-1)[pix] + torch.div(pix, H * W, rounding_mode="floor") * n_faces  # [P]
+    corners = face_attributes.reshape(-1, 3, D).index_select(0, fid)  # [P, 3, D]
+    bary = fragments.barycentrics.view(-1, 3)[pix].to(corners.dtype)  # [P, 3]
+    vals = (bary[:, :, None] * corners).sum(dim=1)  # [P, D]
+    out = torch.zeros(B * H * W, D, dtype=vals.dtype, device=vals.device).index_put((pix,), vals)
+    return out.view(B, H, W, D)
 
 
 def interpolate_vertex_attributes(
@@ -421,9 +423,7 @@ def pixel_normals(
         n = interpolate_vertex_attributes(fragments, faces, vertex_normals(vertices, faces))
     else:
         fn = face_normals(vertices, faces)  # [B, F, 3]
-        fid = fragments.face_ids.clamp(min=0).view(B, H * W)
-        n = torch.gather(fn, 1, fid[..., None].expand(-1, -1, 3)).view(B, H, W, 3)
-        n = n * fragments.mask[..., None]
+        n = interpolate_face_attributes(fragments, fn[:, :, None, :].expand(-1, -1, 3, -1))
     return F.normalize(n, dim=-1, eps=1e-12)
 
 
