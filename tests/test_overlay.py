@@ -81,6 +81,10 @@ def test_overlay_draws_input_and_projected_model_keypoints():
     assert tuple(out[34, 5]) == (0, 255, 0)
     assert tuple(out[19, 27]) == (255, 0, 255)
     assert tuple(out[5, 5]) == (30, 30, 30)  # zero-confidence keypoints are not drawn
+    # already-projected model keypoints [K, 2] are drawn where given
+    out2 = render_overlay(photo, verts, faces, cams, model_keypoints=torch.tensor([[45.5, 8.5]]),
+                          model_keypoint_color=(255, 0, 255))
+    assert tuple(out2[8, 45]) == (255, 0, 255)
     assert len(EDGES["coco17"]) > 10
 
 
@@ -95,7 +99,8 @@ def test_overlay_draws_input_and_projected_model_keypoints():
         (dict(faces=torch.tensor([[0, 1, 10_000]])), "faces"),
         (dict(keypoints=np.zeros((17, 4))), "keypoints"),
         (dict(keypoints=np.full((17, 2), np.nan)), "keypoints"),
-        (dict(model_keypoints=torch.zeros(17, 2)), "model_keypoints"),
+        (dict(model_keypoints=torch.zeros(17, 4)), "model_keypoints"),
+        (dict(model_keypoints=torch.full((17, 3), float("inf"))), "model_keypoints"),
         (dict(alpha=1.5), "alpha"),
         (dict(cameras=None), "cameras"),
     ],

@@ -142,9 +142,9 @@ def render_overlay(
         cameras: a single :class:`Cameras` (OpenCV convention).
         keypoints: optional detected 2D keypoints [K, 2] or [K, 3] (x, y, confidence) in pixels, drawn with
             their skeleton in ``keypoint_color``.
-        model_keypoints: optional **3D** world keypoints of the model [K, 3] (or [1, K, 3]); projected with
-            ``cameras`` and drawn with the same skeleton in ``model_keypoint_color``. Points behind the camera
-            are skipped.
+        model_keypoints: optional model keypoints, either **3D world** points [K, 3] (or [1, K, 3]) projected
+            with ``cameras`` (points behind the camera are skipped) or already-projected pixels [K, 2]; drawn
+            with the same skeleton in ``model_keypoint_color``.
         edges: skeleton edges; None picks them from K (see :func:`default_edges`).
         alpha: mesh opacity over the photo (0 = photo only, 1 = opaque mesh).
     """
@@ -171,10 +171,19 @@ def render_overlay(
     out = np.clip(np.round(out), 0, 255).astype(np.uint8)
 
     if model_keypoints is not None:
-        mk = model_keypoints.unsqueeze(0) if model_keypoints.dim() == 2 else model_keypoints
-        check_tensor(mk, "model_keypoints", (1, None, 3))
-        proj = cameras.to(dtype=mk.dtype, device=mk.device).project(mk)
-        kp_m = torch.cat([proj.uv[0], proj.valid[0, :, None].to(proj.uv.dtype)], dim=-1)  # [K, 3]
+        if isinstance(model_keypoints, torch.Tensor) and model_keypoints.shape[-1:] == (3,):
+            mk = model_keypoints.unsqueeze(0) if model_keypoints.dim() == 2 else model_keypoints
+            check_tensor(mk, "model_keypoints", (1, None, 3), dtype_floating=True)
+            proj = cameras.to(dtype=mk.dtype, device=mk.device).project(mk)
+            kp_m = torch.cat([proj.uv[0], proj.valid[0, :, None].to(proj.uv.dtype)], dim=-1)  # [K, 3]
+        elif isinstance(model_keypoints, torch.Tensor) and model_keypoints.shape[-1:] == (2,):
+            kp_m = model_keypoints  # already pixels
+        else:
+            shape = tuple(getattr(model_keypoints, "shape", ()))
+            raise InvalidInputError(
+                f"model_keypoints: expected a tensor [K, 3] (3D world) or [K, 2] (pixels), got {shape}"
+            )
+        kp_m = _as_points2d(kp_m, "model_keypoints")
         e = edges if edges is not None else default_edges(kp_m.shape[0])
         out = draw_keypoints(out, kp_m, e, model_keypoint_color, min_confidence=0.5)
     if keypoints is not None:
