@@ -58,6 +58,7 @@ __all__ = [
     "detect_spec",
     "anny_reference",
     "calibrate",
+    "calibrate_rig",
     "retarget",
     "minimal_rotation",
     "swing_twist",
@@ -444,6 +445,8 @@ class Calibration:
     """Role (and ``"root"``) -> ``[3, 3]`` constant in the mocap joint's local frame: ``G = M_up Rw_j K``."""
     M_up: torch.Tensor
     """``[3, 3]`` mocap world -> Y-up world."""
+    hinge_twists: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Twist corrections (radians) applied to the hinge parents (``"upperarm.L"``, ``"thigh.R"``, ...)."""
 
 
 def _reference_pose(motion: Motion, spec: SkeletonSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -476,25 +479,8 @@ def _role_world(motion: Motion, pos_rot, K: dict[str, torch.Tensor], M_up: torch
     return M_up @ pos_rot[1][:, motion.index(joint)] @ K[role]
 
 
-def calibrate(
-    motion: Motion | list[Motion],
-    spec: SkeletonSpec | None = None,
-    anny: AnnyReference | None = None,
-    hinge: bool = True,
-    hinge_max_fps: float = 30.0,
-) -> Calibration:
-    """Calibration constants for a mocap rig (see the module docstring).
-
-    ``motion``: a clip, or several clips of the same rig; the reference pose (``spec.reference``) is taken from
-    the first, the hinge statistics (``hinge=True``) from all their frames (subsampled to ``hinge_max_fps``).
-    A hinge whose child stays nearly straight (mean bend below ~6 degrees) keeps its reference twist.
-    """
-    motions = list(motion) if isinstance(motion, (list, tuple)) else [motion]
-    if not motions:
-        raise InvalidInputError("motion: expected at least one Motion")
-    motion = motions[0]
-    spec = spec or detect_spec(motion.names)
-    anny = anny or anny_reference()
+def _direction_calibration(motion: Motion, spec: SkeletonSpec, anny: AnnyReference) -> Calibration:
+    """Step 1 of the module docstring: the constants K from ``motion``'s reference pose (no hinge correction)."""
     pos, rot, ends = _reference_pose(motion, spec)
     M_up = up_matrix(spec.up)
     up = M_up.T @ torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)  # mocap world up
@@ -546,31 +532,95 @@ def calibrate(
         A[role] = A[fb]
     for role, bm in spec.bones.items():
         K[role] = rot[motion.index(bm.rot)].T @ M_ref.T @ A[role]
-
-    if hinge:
-        fks = [m.subsample(hinge_max_fps).forward_kinematics() for m in motions]
-        for parent, child in HINGES:
-            if parent not in spec.bones or child not in spec.bones:
-                continue
-            _, (h, tl) = ANNY_ROLES[parent]
-            r_p = anny.segment(h, tl)
-            _, (h, tl) = ANNY_ROLES[child]
-            r_c = anny.segment(h, tl)
-            bend = r_c if parent.startswith("upperarm") else torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
-            bend = bend - (bend @ r_p) * r_p
-            total = torch.zeros(3, dtype=torch.float64)
-            count = 0
-            for m, fk in zip(motions, fks):
-                Gp = _role_world(m, fk, K, M_up, spec.bones[parent].rot, parent)  # [F, 3, 3]
-                Gc = _role_world(m, fk, K, M_up, spec.bones[child].rot, child)
-                v = (Gp.transpose(-1, -2) @ (Gc @ r_c)[..., None])[..., 0]  # child direction in parent ref axes
-                total += (v - (v @ r_p)[:, None] * r_p).sum(0)
-                count += v.shape[0]
-            if count == 0 or float(total.norm()) / count < 0.1:
-                continue
-            psi = torch.atan2(r_p @ torch.cross(bend, total, dim=0), bend @ total)
-            K[parent] = K[parent] @ axis_angle_to_matrix(r_p * psi)
     return Calibration(spec=spec, K=K, M_up=M_up)
+
+
+def _hinge_twists(
+    motions: list[Motion], cals: list[Calibration], anny: AnnyReference, max_fps: float, min_bend: float
+) -> dict[str, float]:
+    """Twist (radians, about the parent bone) that turns each hinge's mean bend direction into Anny's, pooled over
+    ``motions`` (each with its own calibration); hinges bending less than ``min_bend`` on average are skipped."""
+    spec = cals[0].spec
+    fks = [m.subsample(max_fps).forward_kinematics() for m in motions]
+    out = {}
+    for parent, child in HINGES:
+        if parent not in spec.bones or child not in spec.bones:
+            continue
+        _, (h, tl) = ANNY_ROLES[parent]
+        r_p = anny.segment(h, tl)
+        _, (h, tl) = ANNY_ROLES[child]
+        r_c = anny.segment(h, tl)
+        bend = r_c if parent.startswith("upperarm") else torch.tensor([0.0, 0.0, -1.0], dtype=torch.float64)
+        bend = bend - (bend @ r_p) * r_p
+        total = torch.zeros(3, dtype=torch.float64)
+        count = 0
+        for m, fk, cal in zip(motions, fks, cals):
+            Gp = _role_world(m, fk, cal.K, cal.M_up, spec.bones[parent].rot, parent)  # [F, 3, 3]
+            Gc = _role_world(m, fk, cal.K, cal.M_up, spec.bones[child].rot, child)
+            v = (Gp.transpose(-1, -2) @ (Gc @ r_c)[..., None])[..., 0]  # child direction in parent ref axes
+            total += (v - (v @ r_p)[:, None] * r_p).sum(0)
+            count += v.shape[0]
+        if count == 0 or float(total.norm()) / count < min_bend:
+            continue
+        out[parent] = float(torch.atan2(r_p @ torch.cross(bend, total, dim=0), bend @ total))
+    return out
+
+
+def _apply_twists(cal: Calibration, twists: dict[str, float], anny: AnnyReference) -> Calibration:
+    K = dict(cal.K)
+    for parent, psi in twists.items():
+        _, (h, tl) = ANNY_ROLES[parent]
+        K[parent] = K[parent] @ axis_angle_to_matrix(anny.segment(h, tl) * psi)
+    return dataclasses.replace(cal, K=K, hinge_twists=dict(twists))
+
+
+def calibrate_rig(
+    motions: list[Motion],
+    spec: SkeletonSpec | None = None,
+    anny: AnnyReference | None = None,
+    hinge: bool = True,
+    hinge_clips: list[bool] | None = None,
+    hinge_max_fps: float = 30.0,
+    min_bend: float = 0.15,
+) -> list[Calibration]:
+    """One calibration per clip of one rig (see the module docstring).
+
+    Rigs with ``spec.reference == "rest"`` get their direction constants from each clip's own rest pose (subjects'
+    proportions differ); the others share those of the first clip's reference frame. The hinge twists are pooled
+    over the clips flagged in ``hinge_clips`` (default all), subsampled to ``hinge_max_fps``, and applied to all;
+    a hinge whose child bends less than ``min_bend`` (radians of the mean perpendicular component, ~0.15 = 9
+    degrees) on average keeps the reference twist.
+    """
+    motions = list(motions)
+    if not motions:
+        raise InvalidInputError("motions: expected at least one Motion")
+    spec = spec or detect_spec(motions[0].names)
+    anny = anny or anny_reference()
+    if spec.reference == "rest":
+        cals = [_direction_calibration(m, spec, anny) for m in motions]
+    else:
+        cals = [_direction_calibration(motions[0], spec, anny)] * len(motions)
+    if not hinge:
+        return cals
+    use = [True] * len(motions) if hinge_clips is None else list(hinge_clips)
+    if len(use) != len(motions):
+        raise InvalidInputError(f"hinge_clips: expected {len(motions)} flags, got {len(use)}")
+    sel = [i for i, u in enumerate(use) if u]
+    twists = _hinge_twists([motions[i] for i in sel], [cals[i] for i in sel], anny, hinge_max_fps, min_bend)
+    return [_apply_twists(c, twists, anny) for c in cals]
+
+
+def calibrate(
+    motion: Motion,
+    spec: SkeletonSpec | None = None,
+    anny: AnnyReference | None = None,
+    hinge: bool = True,
+    hinge_max_fps: float = 30.0,
+    min_bend: float = 0.15,
+) -> Calibration:
+    """Calibration of one clip from its own reference pose and (``hinge=True``) its own hinge statistics
+    (:func:`calibrate_rig` pools several clips of a rig, which is more robust)."""
+    return calibrate_rig([motion], spec, anny, hinge, None, hinge_max_fps, min_bend)[0]
 
 
 @dataclasses.dataclass
@@ -595,11 +645,18 @@ def retarget(
     calibration: Calibration | None = None,
     spec: SkeletonSpec | None = None,
     anny: AnnyReference | None = None,
+    forearm_twist: str = "lowerarm02",
 ) -> RetargetResult:
     """Retarget every frame of ``motion`` onto Anny (see the module docstring).
 
     ``calibration`` defaults to :func:`calibrate` on ``motion`` itself with ``spec`` (auto-detected by joint names).
+    ``forearm_twist``: ``"lowerarm02"`` puts the forearm twist (pronation) on Anny's distal forearm twist bone;
+    ``"none"`` drops it (lowerarm02 stays zero and the wrist keeps only the swing of the hand relative to the
+    forearm), which is the pose space of fitting and of the pose priors (pronation is not observable from body
+    keypoints).
     """
+    if forearm_twist not in ("lowerarm02", "none"):
+        raise InvalidInputError(f"forearm_twist: expected 'lowerarm02' or 'none', got {forearm_twist!r}")
     anny = anny or anny_reference()
     if calibration is None:
         calibration = calibrate(motion, spec, anny)
@@ -654,8 +711,11 @@ def retarget(
         D[:, idx[f"lowerarm01.{s}"]] = ua.transpose(-1, -2) @ lo1
         hand = world(f"hand.{s}") if has(f"hand.{s}") else fa_full
         swing, twist = swing_twist(lo1.transpose(-1, -2) @ hand, r_fa)
-        D[:, idx[f"lowerarm02.{s}"]] = twist
-        D[:, idx[f"wrist.{s}"]] = twist.transpose(-1, -2) @ swing @ twist
+        if forearm_twist == "lowerarm02":
+            D[:, idx[f"lowerarm02.{s}"]] = twist
+            D[:, idx[f"wrist.{s}"]] = twist.transpose(-1, -2) @ swing @ twist
+        else:
+            D[:, idx[f"wrist.{s}"]] = swing
         # Legs: full rotations.
         th = world(f"thigh.{s}") if has(f"thigh.{s}") else G["root"]
         D[:, idx[f"upperleg01.{s}"]] = G["root"].transpose(-1, -2) @ th  # pelvis.* keep zero deltas

@@ -96,10 +96,11 @@ class Motion:
         )
 
     def subsample(self, max_fps: float) -> "Motion":
-        """Keep every k-th frame, k the smallest integer with ``fps / k <= max_fps`` (no interpolation)."""
+        """Keep every k-th frame, k the smallest integer with ``fps / k <= max_fps`` (within 0.1 %, so that a
+        Frame Time of .0083333 still counts as 120 fps), without interpolation."""
         if max_fps <= 0:
             raise InvalidInputError(f"max_fps: expected > 0, got {max_fps}")
-        step = max(1, math.ceil(self.fps / max_fps - 1e-6))
+        step = max(1, math.ceil(self.fps / max_fps * (1 - 1e-3)))
         out = self.slice(slice(None, None, step))
         out.fps = self.fps / step
         return out
@@ -350,7 +351,7 @@ def parse_bvh(text: str, scale: float = 1.0, source: str = "<string>") -> BVH:
     n_chan = sum(len(c) for c in channels)
     body = motion[m.end():]
     try:
-        flat = np.array(body.split(), dtype=np.float64)
+        flat = np.fromstring(body, dtype=np.float64, sep=" ")  # whitespace-separated text (raises on bad tokens)
     except ValueError:
         raise DatasetError(f"{source}: non-numeric value in MOTION data") from None
     if n_chan == 0 or flat.size < n_frames * n_chan:

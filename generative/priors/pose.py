@@ -1,0 +1,222 @@
+"""Learned pose priors for body models: the pose vector they score, and loading the shipped weights.
+
+The prior vector (Anny)
+-----------------------
+A prior does not score all 103 bones of Anny's ``body_pose``: fingers, toes, eyes and twist bones are not driven
+by the mocap it was trained on (nor observable from body keypoints). It scores the 17 *groups* of
+:data:`ANNY_PRIOR_GROUPS`, the same groups, in the same order, as the Anny pose space of
+:mod:`human3d.fitting.priors`: the trunk (one rotation, split equally over ``spine05..spine01``), the neck
+(split over ``neck01..neck03``), the head, and per side (L then R) the clavicle, shoulder (``upperarm01``),
+elbow (``lowerarm01``), wrist, hip (``upperleg01``), knee (``lowerleg01``) and ankle (``foot``).
+
+Each group is an **axis-angle** ``[3]`` (radians) in AnnyBody's ``body_pose`` convention (Anny's ``local-ref``
+deltas: rotation relative to the parent, in axes that are world-aligned in the zero pose of the canonical frame,
+Y up, facing +Z); for a split group it is the whole group's rotation (``r`` gives each of its ``k`` bones
+``r / k``, which compose exactly to ``r`` since the bones' axes are world-aligned). The vector is the groups
+concatenated: ``x`` ``[B, 51]``. Axis-angle was chosen over 6D because it has no redundant dimensions, so
+densities (flows, Gaussians) are well defined; the training poses stay well inside the ``|r| < pi`` ball.
+:meth:`PosePrior.from_body_pose` / :meth:`PosePrior.to_body_pose` convert between ``body_pose`` ``[B, 309]``
+and ``x`` (bones outside the groups are ignored / set to zero).
+
+Kinds
+-----
+``"gaussian"`` (full-covariance Gaussian, exact), ``"vae"`` (VPoser-like, energy = -ELBO at the posterior mean),
+``"flow"`` (RealNVP, exact NLL), ``"diffusion"`` (DPoser-like denoising energy), ``"gan"`` (HMR-like
+discriminator energy). Weights ship in ``assets/priors/anny_pose_<kind>.safetensors`` (+ ``.json``), trained by
+``tools/build_assets/train_pose_priors.py`` on permissively licensed mocap (CMU, MIT); see
+``assets/priors/PROVENANCE.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from human3d.errors import InvalidInputError, ModelFileError, check_tensor
+
+from .base import BasePrior, load_prior
+
+__all__ = [
+    "ANNY_PRIOR_GROUPS",
+    "POSE_PRIOR_KINDS",
+    "PosePrior",
+    "load_pose_prior",
+    "pose_prior_path",
+    "groups_from_body_pose",
+    "body_pose_from_groups",
+    "assets_dir",
+]
+
+POSE_PRIOR_KINDS = ("gaussian", "vae", "flow", "diffusion", "gan")
+
+_SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
+_NECK = ["neck01", "neck02", "neck03"]
+ANNY_PRIOR_GROUPS: list[tuple[str, list[str]]] = [("trunk", _SPINE), ("neck", _NECK), ("head", ["head"])]
+for _s in ("L", "R"):
+    ANNY_PRIOR_GROUPS += [
+        (f"{b}.{_s}", [f"{b}.{_s}"])
+        for b in ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")
+    ]
+
+
+def assets_dir() -> Path:
+    """The repository's ``assets/priors`` folder."""
+    return Path(__file__).resolve().parents[2] / "assets" / "priors"
+
+
+def _expand_matrix(groups: list[tuple[str, list[str]]], joints: list[str]) -> torch.Tensor:
+    """``[G, J]``: body_pose joint j gets ``sum_g E[g, j] r_g`` (``1/k`` for each of a group's k members)."""
+    E = torch.zeros(len(groups), len(joints))
+    for g, (name, members) in enumerate(groups):
+        for m in members:
+            if m not in joints:
+                raise InvalidInputError(f"pose group {name!r}: joint {m!r} is not a body_pose joint")
+            E[g, joints.index(m)] = 1.0 / len(members)
+    return E
+
+
+def groups_from_body_pose(body_pose: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    """``body_pose`` ``[B, J*3]`` -> prior vector ``[B, G*3]``: each group's members summed (least squares inverse
+    of :func:`body_pose_from_groups`; exact when the members are equal)."""
+    B = body_pose.shape[0]
+    bp = body_pose.reshape(B, E.shape[1], 3)
+    g = torch.einsum("gj,bjd->bgd", E.to(bp), bp) / (E.to(bp) ** 2).sum(1)[None, :, None]
+    return g.reshape(B, -1)
+
+
+def body_pose_from_groups(x: torch.Tensor, E: torch.Tensor) -> torch.Tensor:
+    """Prior vector ``[B, G*3]`` -> ``body_pose`` ``[B, J*3]`` (group rotations split over their members)."""
+    B = x.shape[0]
+    return torch.einsum("gj,bgd->bjd", E.to(x), x.reshape(B, E.shape[0], 3)).reshape(B, -1)
+
+
+class PosePrior(nn.Module):
+    """A :class:`~generative.priors.Prior` over a body model's pose groups, with the body_pose mapping.
+
+    Implements the Prior protocol (``dim``, ``energy``, ``log_prob``, ``sample``) by delegation to the wrapped
+    prior, over the vector ``x`` ``[B, 3 * G]`` of :data:`ANNY_PRIOR_GROUPS`-style groups.
+    """
+
+    def __init__(
+        self,
+        prior: BasePrior,
+        groups: list[tuple[str, list[str]]],
+        body_pose_joints: list[str],
+        kind: str = "",
+        model: str = "anny",
+        provenance: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        if prior.dim != 3 * len(groups):
+            raise InvalidInputError(f"prior: dim {prior.dim} does not match 3 x {len(groups)} pose groups")
+        self.prior = prior
+        self.groups = [(str(n), [str(m) for m in ms]) for n, ms in groups]
+        self.body_pose_joints = list(body_pose_joints)
+        self.kind, self.model_family = kind, model
+        self.provenance = provenance or {}
+        self.register_buffer("expand", _expand_matrix(self.groups, self.body_pose_joints), persistent=False)
+
+    # ---- Prior protocol ---------------------------------------------------------------------------------------
+    @property
+    def dim(self) -> int:
+        return self.prior.dim
+
+    @property
+    def exact_log_prob(self) -> bool:
+        return bool(getattr(self.prior, "exact_log_prob", False))
+
+    @property
+    def group_names(self) -> list[str]:
+        return [n for n, _ in self.groups]
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """``[B, dim] -> [B]``, differentiable in x; lower = more plausible."""
+        return self.prior.energy(x)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Exact log-density ``[B]`` (Gaussian and flow priors; others raise NotImplementedError)."""
+        return self.prior.log_prob(x)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``[n, dim]`` prior samples (pose vectors)."""
+        return self.prior.sample(n, generator=generator)
+
+    # ---- body_pose mapping ------------------------------------------------------------------------------------
+    def from_body_pose(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """``body_pose`` ``[B, 3 * J]`` (or ``[B, J, 3]``) -> prior vector ``[B, dim]``."""
+        J = len(self.body_pose_joints)
+        if body_pose.dim() == 3:
+            body_pose = body_pose.reshape(body_pose.shape[0], -1)
+        check_tensor(body_pose, "body_pose", (None, 3 * J), dtype_floating=True)
+        return groups_from_body_pose(body_pose, self.expand)
+
+    def to_body_pose(self, x: torch.Tensor) -> torch.Tensor:
+        """Prior vector ``[B, dim]`` -> ``body_pose`` ``[B, 3 * J]`` (bones outside the groups at zero)."""
+        check_tensor(x, "x", (None, self.dim), dtype_floating=True)
+        return body_pose_from_groups(x, self.expand)
+
+    def body_pose_energy(self, body_pose: torch.Tensor) -> torch.Tensor:
+        """Energy of full ``body_pose`` vectors ``[B, 3 * J]`` -> ``[B]``."""
+        return self.energy(self.from_body_pose(body_pose))
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, model={self.model_family!r}, dim={self.dim}, groups={len(self.groups)}"
+
+
+def pose_prior_path(kind: str, model: str = "anny", root=None) -> Path:
+    """Path of the shipped weights of a pose prior kind."""
+    if kind not in POSE_PRIOR_KINDS:
+        raise InvalidInputError(f"kind: expected one of {list(POSE_PRIOR_KINDS)}, got {kind!r}")
+    if model != "anny":
+        raise InvalidInputError(
+            f"model: pose priors ship for the default body model 'anny' only (got {model!r}); SMPL body_pose "
+            "priors need mocap retargeted to SMPL, whose model files are not shipped"
+        )
+    return Path(root or assets_dir()) / f"{model}_pose_{kind}.safetensors"
+
+
+def load_pose_prior(
+    kind: str = "flow", model: str = "anny", root=None, device: str | torch.device = "cpu"
+) -> PosePrior:
+    """Load a shipped pose prior (frozen): ``kind`` in :data:`POSE_PRIOR_KINDS`, ``model`` ``"anny"``.
+
+    ``root`` overrides the weights folder (default ``assets/priors``). The returned :class:`PosePrior` scores the
+    group vector (``from_body_pose`` builds it from a full ``body_pose``).
+    """
+    path = pose_prior_path(kind, model, root)
+    if not path.is_file():
+        raise ModelFileError(
+            f"pose prior '{path}' not found; build it with tools/build_assets/train_pose_priors.py"
+        )
+    prior = load_prior(path, device=device)
+    prov = getattr(prior, "provenance", {}) or {}
+    pose = prov.get("pose")
+    if not isinstance(pose, dict) or "groups" not in pose or "body_pose_joints" not in pose:
+        raise ModelFileError(f"pose prior '{path}': its config lacks provenance.pose (groups, body_pose_joints)")
+    try:
+        groups = [(str(n), list(ms)) for n, ms in pose["groups"]]
+        out = PosePrior(prior, groups, list(pose["body_pose_joints"]), kind=kind, model=model, provenance=prov)
+    except (TypeError, ValueError, InvalidInputError) as e:
+        raise ModelFileError(f"pose prior '{path}': malformed pose description ({e})") from None
+    return out.to(device)
+
+
+def pose_provenance(
+    groups: list[tuple[str, list[str]]], body_pose_joints: list[str], **extra: Any
+) -> dict[str, Any]:
+    """The ``provenance`` dict written beside pose-prior weights (JSON-serialisable)."""
+    out = {
+        "pose": {
+            "model": "anny",
+            "representation": "axis-angle per group, AnnyBody body_pose convention (local-ref, canonical axes)",
+            "groups": [[n, list(ms)] for n, ms in groups],
+            "body_pose_joints": list(body_pose_joints),
+        }
+    }
+    out.update(extra)
+    json.dumps(out)  # fail early if not serialisable
+    return out
