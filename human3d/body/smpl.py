@@ -295,7 +295,7 @@ class SMPLFamily(BodyModel):
 
         if isinstance(model_path, Mapping):
             data, source = model_path, str(getattr(model_path, "source", "<arrays>"))
-            self.model_file = getattr(model_path, "source", None)
+            self.model_file = Path(model_path.source) if hasattr(model_path, "source") else None
         else:
             self.model_file = find_model_file(model_path, self.family, self.gender)
             data, source = load_model_data(self.model_file), str(self.model_file)
