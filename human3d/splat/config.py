@@ -48,6 +48,9 @@ class SplatConfig:
     """Number of training steps (or the virtual length of the schedule when ``time_budget_s`` is set)."""
     time_budget_s: float | None = None
     """Stop after this many seconds of training; schedules then advance with elapsed time (see module doc)."""
+    budget_clock: str = "wall"
+    """Clock of ``time_budget_s`` and of the reported training time: ``"wall"`` or ``"process"`` (CPU time of this
+    process: a fair measure on a machine shared with other jobs)."""
     batch_size: int = 1
     """Training views rendered per step."""
     lr_means: float = 1.6e-4
@@ -85,6 +88,10 @@ class SplatConfig:
     """Opacity after a reset."""
     grad_threshold: float = 2e-4
     """Average NDC positional-gradient norm above which a Gaussian is cloned or split."""
+    grad_reference_width: int | None = None
+    """When set, the gradient threshold is scaled by (training-image width / this): screen-space gradients in NDC
+    units grow with resolution, so the reference threshold (tuned at 800 px) densifies little at low resolution.
+    None = the reference behaviour."""
     percent_dense: float = 0.01
     """Gaussians with a largest scale above this fraction of the scene extent are split, below it cloned."""
     prune_opacity: float = 0.005
@@ -137,6 +144,8 @@ class SplatConfig:
             raise InvalidInputError(f"init: expected 'auto', 'random' or 'points', got '{self.init}'")
         if self.rasterize_mode not in ("classic", "antialiased"):
             raise InvalidInputError(f"rasterize_mode: expected 'classic' or 'antialiased', got '{self.rasterize_mode}'")
+        if self.budget_clock not in ("wall", "process"):
+            raise InvalidInputError(f"budget_clock: expected 'wall' or 'process', got '{self.budget_clock}'")
         if self.backend not in ("auto", "torch", "gsplat"):
             raise InvalidInputError(f"backend: expected 'auto', 'torch' or 'gsplat', got '{self.backend}'")
         if self.downscale < 1:

@@ -14,13 +14,14 @@ import math
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from human3d.errors import InvalidInputError, check_tensor
 from human3d.geometry.rotations import quaternion_to_matrix
 from human3d.splat.sh import num_sh_bases, rgb_to_sh
 
-__all__ = ["quat_scale_to_covariance", "Gaussians", "PARAM_NAMES", "knn_mean_distance"]
+__all__ = ["quat_scale_to_covariance", "quat_scale_to_matrix", "Gaussians", "PARAM_NAMES", "knn_mean_distance"]
 
 #: Names of the learnable tensors of :class:`Gaussians` (also the optimiser groups of the trainer).
 PARAM_NAMES = ("means", "log_scales", "quats", "opacity_logits", "sh_dc", "sh_rest")
@@ -30,6 +31,25 @@ def quat_scale_to_covariance(quats: torch.Tensor, scales: torch.Tensor) -> torch
     """Covariances [..., 3, 3] = R S S^T R^T from WXYZ quaternions [..., 4] (normalised here) and scales [..., 3]."""
     M = quaternion_to_matrix(quats) * scales[..., None, :]  # [..., 3, 3] = R S
     return M @ M.transpose(-1, -2)
+
+
+def quat_scale_to_matrix(quats: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """M = R S [N, 3, 3] (so that Sigma = M M^T), written element-wise (fast on the CPU for large N).
+
+    ``quats`` [N, 4] WXYZ (normalised here), ``scales`` [N, 3].
+    """
+    w, x, y, z = F.normalize(quats, dim=-1).unbind(-1)
+    sx, sy, sz = scales.unbind(-1)
+    xx, yy, zz = x * x, y * y, z * z
+    xy, xz, yz, wx, wy, wz = x * y, x * z, y * z, w * x, w * y, w * z
+    return torch.stack(
+        [
+            (1 - 2 * (yy + zz)) * sx, 2 * (xy - wz) * sy, 2 * (xz + wy) * sz,
+            2 * (xy + wz) * sx, (1 - 2 * (xx + zz)) * sy, 2 * (yz - wx) * sz,
+            2 * (xz - wy) * sx, 2 * (yz + wx) * sy, (1 - 2 * (xx + yy)) * sz,
+        ],
+        dim=-1,
+    ).reshape(quats.shape[:-1] + (3, 3))  # fmt: skip
 
 
 def knn_mean_distance(points: torch.Tensor, k: int = 3) -> torch.Tensor:

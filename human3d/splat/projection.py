@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import torch
 
-from human3d.splat.gaussians import quat_scale_to_covariance
+from human3d.splat.gaussians import quat_scale_to_matrix
 
 __all__ = ["Projection", "project_gaussians", "ALPHA_THRESHOLD", "support_extent"]
 
@@ -72,14 +72,12 @@ def project_gaussians(
     ``_fully_fused_projection``) or, when ``opacities`` are given, ``k = min(3.33, sqrt(2 ln(255 o)))``:
     exactly the region where alpha can reach 1/255 (gsplat's CUDA kernel).
     """
-    if covars is None:
-        if quats is None or scales is None:
-            raise ValueError("project_gaussians: give either quats and scales, or covars")
-        covars = quat_scale_to_covariance(quats, scales)  # [N, 3, 3]
+    C, N = viewmats.shape[0], means.shape[0]
     R = viewmats[:, :3, :3]  # [C, 3, 3]
     t = viewmats[:, :3, 3]  # [C, 3]
-    means_c = torch.einsum("cij,nj->cni", R, means) + t[:, None, :]  # [C, N, 3]
-    tx, ty, tz = means_c.unbind(-1)  # [C, N]
+    # camera-frame means: one GEMM [3C, 3] x [3, N]
+    means_c = (R.reshape(C * 3, 3) @ means.t()).reshape(C, 3, N) + t[:, :, None]  # [C, 3, N]
+    tx, ty, tz = means_c.unbind(1)  # [C, N]
 
     fx, fy = Ks[:, 0, 0, None], Ks[:, 1, 1, None]  # [C, 1]
     cx, cy = Ks[:, 0, 2, None], Ks[:, 1, 2, None]
@@ -89,23 +87,36 @@ def project_gaussians(
     lim_y_pos, lim_y_neg = (height - cy) / fy + 0.3 * tan_fovy, cy / fy + 0.3 * tan_fovy
     tz_safe = torch.where(tz.abs() > 1e-12, tz, torch.full_like(tz, 1e-12))
     rz = 1.0 / tz_safe
-    ux = (tx * rz).clamp(-lim_x_neg, lim_x_pos)  # clamped x/z
-    uy = (ty * rz).clamp(-lim_y_neg, lim_y_pos)
-    zero = torch.zeros_like(tz)
-    J = torch.stack([fx * rz, zero, -fx * ux * rz, zero, fy * rz, -fy * uy * rz], dim=-1).reshape(tz.shape + (2, 3))
-    T = J @ R[:, None]  # [C, N, 2, 3] = J W
-    cov2d = T @ covars[None] @ T.transpose(-1, -2)  # [C, N, 2, 2]
-
+    ux = torch.minimum(torch.maximum(tx * rz, -lim_x_neg), lim_x_pos)  # clamped x/z
+    uy = torch.minimum(torch.maximum(ty * rz, -lim_y_neg), lim_y_pos)
+    # J = [[fx/z, 0, -fx ux/z], [0, fy/z, -fy uy/z]]; rows of J W as coefficients of the camera rows of W
+    j00, j02 = fx * rz, -fx * ux * rz  # [C, N]
+    j11, j12 = fy * rz, -fy * uy * rz
+    if covars is None:
+        if quats is None or scales is None:
+            raise ValueError("project_gaussians: give either quats and scales, or covars")
+        M = quat_scale_to_matrix(quats, scales)  # [N, 3, 3], Sigma = M M^T
+        # W M for every camera: one GEMM [3C, 3] x [3, 3N] -> [C, 3(i), N, 3(k)]
+        WM = (R.reshape(C * 3, 3) @ M.permute(1, 0, 2).reshape(3, N * 3)).reshape(C, 3, N, 3)
+        r0 = j00[..., None] * WM[:, 0] + j02[..., None] * WM[:, 2]  # [C, N, 3] first row of J W M
+        r1 = j11[..., None] * WM[:, 1] + j12[..., None] * WM[:, 2]
+        c00, c01, c11 = (r0 * r0).sum(-1), (r0 * r1).sum(-1), (r1 * r1).sum(-1)
+    else:
+        Sc = torch.einsum("cij,njk,clk->cnil", R, covars, R)  # [C, N, 3, 3] = W Sigma W^T
+        c00 = j00 * j00 * Sc[..., 0, 0] + 2 * j00 * j02 * Sc[..., 0, 2] + j02 * j02 * Sc[..., 2, 2]
+        c11 = j11 * j11 * Sc[..., 1, 1] + 2 * j11 * j12 * Sc[..., 1, 2] + j12 * j12 * Sc[..., 2, 2]
+        c01 = j00 * j11 * Sc[..., 0, 1] + j00 * j12 * Sc[..., 0, 2] + j02 * j11 * Sc[..., 2, 1] + j02 * j12 * Sc[..., 2, 2]
     means2d = torch.stack([fx * tx * rz + cx, fy * ty * rz + cy], dim=-1)  # [C, N, 2]
 
-    eye = torch.eye(2, dtype=cov2d.dtype, device=cov2d.device)
-    det_orig = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
-    cov2d = cov2d + eps2d * eye
-    det_raw = cov2d[..., 0, 0] * cov2d[..., 1, 1] - cov2d[..., 0, 1] * cov2d[..., 1, 0]
+    det_orig = c00 * c11 - c01 * c01
+    c00 = c00 + eps2d  # low-pass filter
+    c11 = c11 + eps2d
+    det_raw = c00 * c11 - c01 * c01
     det = det_raw.clamp_min(1e-10)
     compensations = torch.sqrt((det_orig / det).clamp_min(0.0)) if calc_compensations else None
-    off = 0.5 * (cov2d[..., 0, 1] + cov2d[..., 1, 0])
-    conics = torch.stack([cov2d[..., 1, 1] / det, -off / det, cov2d[..., 0, 0] / det], dim=-1)  # [C, N, 3]
+    rdet = 1.0 / det
+    conics = torch.stack([c11 * rdet, -c01 * rdet, c00 * rdet], dim=-1)  # [C, N, 3]
+    cov2d = torch.stack([c00, c01, c01, c11], dim=-1).reshape(C, N, 2, 2)
 
     with torch.no_grad():
         if opacities is not None:
@@ -115,11 +126,11 @@ def project_gaussians(
             k = support_extent(o, tz)
         else:
             k = support_extent(None, tz)
-        sxx = cov2d[..., 0, 0].clamp_min(0.0)
-        syy = cov2d[..., 1, 1].clamp_min(0.0)
+        sxx = c00.detach().clamp_min(0.0)
+        syy = c11.detach().clamp_min(0.0)
         radii = torch.stack([torch.ceil(k * torch.sqrt(sxx)), torch.ceil(k * torch.sqrt(syy))], dim=-1)
-        b = 0.5 * (cov2d[..., 0, 0] + cov2d[..., 1, 1])
-        lam_max = b + torch.sqrt((b * b - det).clamp_min(0.01))
+        b = 0.5 * (sxx + syy)
+        lam_max = b + torch.sqrt((b * b - det_raw).clamp_min(0.0))  # largest eigenvalue of Sigma'
         radius = torch.ceil(3.0 * torch.sqrt(lam_max))
         valid = (det_raw > 0) & (tz > near_plane) & (tz < far_plane)
         inside = (

@@ -143,10 +143,12 @@ def build_fragments(
     height: int,
     tile_size: int = 16,
     chunk_fragments: int = DEFAULT_CHUNK_FRAGMENTS,
+    gauss_ids: torch.Tensor | None = None,
 ) -> Fragments:
     """Build the packed, sorted fragment list of V screen-space Gaussians (see the module docstring).
 
     The support of Gaussian v is the ellipse ``q(d) = d^T conic d <= r2 = 2 ln(255 o)`` (where alpha >= 1/255).
+    ``gauss_ids`` [V] (long): the ids reported in ``row_gauss`` (default: 0..V-1), e.g. flat instance ids.
     """
     device = means2d.device
     dt = means2d.dtype
@@ -258,6 +260,8 @@ def build_fragments(
         torch.ne(key[1:], key[:-1], out=flag[1:])
         starts = torch.nonzero(flag).squeeze(1).to(i32)
         seg_start = starts.index_select(0, torch.cumsum(flag, 0, dtype=i32) - 1)
+        if gauss_ids is not None:
+            rg = gauss_ids.index_select(0, rg)
         chunks.append(FragmentChunk(rg, ry, f_row, x.to(dt) + 0.5, pix, seg_start))
     return Fragments(chunks, n_pixels, n_pairs)
 
@@ -273,10 +277,10 @@ def _row_params(means2d, conics, opacities, frags: FragmentChunk) -> torch.Tenso
     Rows: (mx, a, p1, p0, o). Channel-first layout: every per-fragment op below is a 1-D op (fast on CPU).
     """
     g = frags.row_gauss
-    m = means2d.index_select(0, g)
-    cn = conics.index_select(0, g)
-    dy = frags.row_y.to(m.dtype) + 0.5 - m[:, 1]
-    return torch.stack([m[:, 0], cn[:, 0], 2.0 * cn[:, 1] * dy, cn[:, 2] * dy * dy, opacities.index_select(0, g)], 0)
+    mx, my = (means2d[:, i].index_select(0, g) for i in range(2))
+    a, b, c = (conics[:, i].index_select(0, g) for i in range(3))
+    dy = frags.row_y.to(mx.dtype) + 0.5 - my
+    return torch.stack([mx, a, 2.0 * b * dy, c * dy * dy, opacities.index_select(0, g)], 0)
 
 
 class _Composite(torch.autograd.Function):
@@ -353,10 +357,9 @@ def composite_fragments(means2d, conics, opacities, colors, frags: Fragments):
     """
     out_c = torch.zeros(colors.shape[1], frags.n_pixels, dtype=colors.dtype, device=colors.device)
     out_a = torch.zeros(frags.n_pixels, dtype=colors.dtype, device=colors.device)
-    colors_t = colors.t()
     for ch in frags.chunks:
         rp = _row_params(means2d, conics, opacities, ch)
-        row_colors = colors_t.index_select(1, ch.row_gauss)  # [D, R]
+        row_colors = torch.stack([colors[:, d].index_select(0, ch.row_gauss) for d in range(colors.shape[1])])  # [D, R]
         c, a = _Composite.apply(rp, row_colors, ch.row, ch.xc, ch.pix, ch.seg_start, frags.n_pixels)
         out_c, out_a = out_c + c, out_a + a
     return out_c.t(), out_a
@@ -541,31 +544,33 @@ def rasterize(
     if means2d.requires_grad:
         means2d.retain_grad()
 
-    vis = torch.nonzero(proj.valid.reshape(-1)).squeeze(1)  # [V] flat (camera, Gaussian) ids
-    cam_ids, gid = vis // N, vis % N
-    m2 = means2d.reshape(-1, 2).index_select(0, vis)
-    cn = proj.conics.reshape(-1, 3).index_select(0, vis)
-    dep = proj.depths.reshape(-1).index_select(0, vis)
-    op = opac_cn.reshape(-1).index_select(0, vis)
+    # flat (camera, Gaussian) instances [C*N]; fragments index these arrays directly (1-D gathers only)
+    m2 = means2d.reshape(C * N, 2)
+    cn = proj.conics.reshape(C * N, 3)
+    dep = proj.depths.reshape(C * N)
+    op = opac_cn.reshape(C * N)
     if proj.compensations is not None:
-        op = op * proj.compensations.reshape(-1).index_select(0, vis)
-
-    # per visible instance colours
+        op = op * proj.compensations.reshape(C * N)
     if sh_degree is not None:
         campos = -(viewmats[:, :3, :3].transpose(-1, -2) @ viewmats[:, :3, 3:])[..., 0]  # [C, 3]
-        dirs = means.index_select(0, gid) - campos.index_select(0, cam_ids)
-        col = eval_sh(int(sh_degree), colors.index_select(0, gid), dirs)
-        col = torch.clamp_min(col + 0.5, 0.0)
+        dirs = means[None] - campos[:, None]  # [C, N, 3]
+        col = torch.clamp_min(eval_sh(int(sh_degree), colors[None], dirs) + 0.5, 0.0)  # [C, N, 3]
     elif colors.dim() == 2:
-        col = colors.index_select(0, gid)
+        col = colors[None].expand(C, N, -1)
     else:
-        col = colors.reshape(C * N, -1).index_select(0, vis)
+        col = colors
+    col = col.reshape(C * N, -1)
     want_rgb = render_mode.startswith("RGB")
     want_depth = render_mode.endswith("D")
     if want_depth:
         col = torch.cat([col, dep[:, None]], dim=-1) if want_rgb else dep[:, None]
 
-    frags = build_fragments(m2, cn, op, dep, cam_ids, C, width, height, tile_size, chunk_fragments)
+    with torch.no_grad():
+        vis = torch.nonzero(proj.valid.reshape(-1)).squeeze(1)  # [V] visible instances
+        frags = build_fragments(
+            m2.detach().index_select(0, vis), cn.detach().index_select(0, vis), op.detach().index_select(0, vis),
+            dep.detach().index_select(0, vis), vis // N, C, width, height, tile_size, chunk_fragments, gauss_ids=vis,
+        )  # fmt: skip
     out_c, out_a = composite_fragments(m2, cn, op, col, frags)
     render_colors = out_c.reshape(C, height, width, -1)
     render_alphas = out_a.reshape(C, height, width, 1)

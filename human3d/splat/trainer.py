@@ -95,6 +95,7 @@ class SplatTrainer:
         self._levels: dict = {}
         self.extent = scene_extent(self.train_split.cameras)
         self.step = 0
+        self._last_width = self.train_split.width
         self.vstep = 0.0
         self.elapsed = 0.0
         self._view_queue: list[int] = []
@@ -238,6 +239,7 @@ class SplatTrainer:
                 group["lr"] = expon_lr(self.vstep, cfg.lr_means * self.extent, cfg.lr_means_final * self.extent,
                                        cfg.iterations)  # fmt: skip
         rgb, _, meta = self.render(cams, self.active_sh_degree(), bg)
+        self._last_width = cams.width
         l1 = (rgb - gt).abs().mean()
         loss = (1.0 - cfg.ssim_lambda) * l1
         if cfg.ssim_lambda > 0:
@@ -251,7 +253,7 @@ class SplatTrainer:
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
             mse = F.mse_loss(rgb.detach(), gt)
-        return {"loss": float(loss), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
+        return {"loss": float(loss.detach()), "psnr": float(-10 * torch.log10(mse.clamp_min(1e-10))),
                 "n_gaussians": len(self.gaussians), "n_fragments": meta.get("n_fragments", 0),
                 "resolution": [cams.width, cams.height]}  # fmt: skip
 
@@ -261,8 +263,11 @@ class SplatTrainer:
         info = {}
         if cur <= cfg.densify_until and cur > cfg.densify_from and _crossed(prev, cur, cfg.densify_every):
             after_reset = cfg.opacity_reset_every > 0 and cur > cfg.opacity_reset_every
+            thr = cfg.grad_threshold
+            if cfg.grad_reference_width:
+                thr *= self._last_width / float(cfg.grad_reference_width)
             info["densify"] = densify_and_prune(
-                self.gaussians, self.optimizer, self.stats, self.extent, cfg.grad_threshold, cfg.percent_dense,
+                self.gaussians, self.optimizer, self.stats, self.extent, thr, cfg.percent_dense,
                 cfg.prune_opacity, cfg.split_samples,
                 cfg.max_screen_fraction if after_reset else None, cfg.max_world_fraction if after_reset else None,
                 cfg.max_gaussians, self.generator,
@@ -292,16 +297,17 @@ class SplatTrainer:
         last: dict = {}
         log_path = self.out / "log.jsonl"
         try:
+            clock = time.process_time if cfg.budget_clock == "process" else time.perf_counter
             while not self.done():
-                t0 = time.perf_counter()
+                t0 = clock()
                 info = self.train_step()
                 self.step += 1
                 prev = self.vstep
-                t1 = time.perf_counter()
+                t1 = clock()
                 self.elapsed += t1 - t0
                 self.vstep = (cfg.iterations * self.progress()) if cfg.time_budget_s else float(self.step)
                 info.update(self._schedule_events(prev, self.vstep))
-                self.elapsed += time.perf_counter() - t1
+                self.elapsed += clock() - t1
                 info["step"] = self.step
                 last = info
                 if self.step % cfg.log_every == 0 or self.done():
