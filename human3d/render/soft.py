@@ -150,15 +150,16 @@ def render_soft_silhouette(
         zfar_t = zmax if zfar is None else torch.full((B,), float(zfar), dtype=dtype, device=dev)
         zscale = 1.0 / (zfar_t - znear_t).clamp(min=1e-6)  # [B]
     fz = z.reshape(-1).index_select(0, vid).view(-1, 3)  # [N, 3] with grad
-    a = fuv.index_select(0, lf)  # [M, 3, 2]
-    e = torch.roll(a, shifts=-1, dims=1) - a  # edge k runs from vertex k to vertex k+1
-    ap = p[:, None, :] - a
-    cross = e[..., 0] * ap[..., 1] - e[..., 1] * ap[..., 0]  # [M, 3]; cross[k] weighs vertex k+2
-    bary = (torch.roll(cross, shifts=-1, dims=1) / cross.sum(dim=1, keepdim=True)).clamp(min=0.0)  # [M, 3]
-    bary = bary / bary.sum(dim=1, keepdim=True).clamp(min=1e-12)
-    zf = 1.0 / (bary / fz.index_select(0, lf)).sum(dim=1)  # [M] perspective-correct depth on the triangle
+    # per face, for each vertex m the edge opposite it: from A_m = v_{m+1} along E_m = v_{m+2} - v_{m+1}
+    A = torch.roll(fuv, shifts=-1, dims=1)  # [N, 3, 2]
+    E = torch.roll(fuv, shifts=-2, dims=1) - A
+    face_tab = torch.cat([A, E, (1.0 / fz)[..., None]], dim=-1)  # [N, 3, 5]
+    Ax, Ay, Ex, Ey, inv_z = face_tab.index_select(0, lf).unbind(-1)  # [M, 3] each
+    w = Ex * (p[:, 1:2] - Ay) - Ey * (p[:, 0:1] - Ax)  # [M, 3] edge functions = unnormalised barycentrics
+    bary = (w / w.sum(dim=1, keepdim=True)).clamp(min=0.0)  # clamped to the triangle (SoftRas)
+    zf = bary.sum(dim=1) / (bary * inv_z).sum(dim=1)  # [M] perspective-correct depth on the triangle
     bb = b_idx[lf]
-    zn = (zfar_t[bb] - zf) * zscale[bb]  # [M] normalised inverse depth
+    zn = (zfar_t[bb] - zf) * zscale[bb]  # [M] normalised nearness
     logit = F.logsigmoid(x) + zn / gamma  # [M] log(D_f exp(zn / gamma))
     with torch.no_grad():
         lmax = torch.full((n_pix,), -math.inf, dtype=dtype, device=dev).scatter_reduce(
