@@ -114,6 +114,12 @@ def _check_inputs(vertices, faces, cameras) -> tuple[torch.Tensor, torch.Tensor,
     return vertices, faces.to(device=vertices.device, dtype=torch.long), cameras, B
 
 
+def _check_near(near) -> float:
+    if not (isinstance(near, (int, float)) and math.isfinite(near) and near > 0):
+        raise InvalidInputError(f"near: expected a positive finite distance in metres, got {near!r}")
+    return float(near)
+
+
 def _project(vertices: torch.Tensor, cameras: Cameras, near: float) -> tuple[torch.Tensor, torch.Tensor]:
     """World vertices [B, V, 3] -> pixel coordinates uv [B, V, 2] and camera depth z [B, V].
 
@@ -285,12 +291,13 @@ def rasterize_mesh(
         near: triangles with any vertex at camera z <= near are dropped (no clipping).
         cull_backfaces: drop triangles seen from behind (assumes faces wound counter-clockwise around the
             outward normal, as in SMPL / Anny / trimesh).
-        max_pairs: bound on (face, pixel) candidate pairs held in memory at once (about 100 bytes each).
+        max_pairs: memory bound: window elements (candidate pixel x face x 3 edges) evaluated per chunk.
 
     Returns:
         :class:`Fragments` (depth 0 / mask False / face_ids -1 / barycentrics 0 where empty).
     """
     vertices, faces, cameras, B = _check_inputs(vertices, faces, cameras)
+    near = _check_near(near)
     H, W = int(cameras.height), int(cameras.width)
     dev, dtype = vertices.device, vertices.dtype
     if faces.shape[0] >= 2**31:

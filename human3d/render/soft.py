@@ -41,6 +41,7 @@ from human3d.errors import InvalidInputError
 from human3d.geometry.cameras import Cameras
 from human3d.render.rasterizer import (
     _check_inputs,
+    _check_near,
     _covered_pairs,
     _edge_table,
     _face_bboxes,
@@ -100,6 +101,7 @@ def render_soft_silhouette(
         :class:`SoftRender` with ``silhouette`` and ``depth``, both [B, H, W].
     """
     vertices, faces, cameras, B = _check_inputs(vertices, faces, cameras)
+    near = _check_near(near)
     for name, val in (("sigma", sigma), ("gamma", gamma)):
         if not (isinstance(val, (int, float)) and math.isfinite(val) and val > 0):
             raise InvalidInputError(f"{name}: expected a positive finite number, got {val!r}")
