@@ -73,13 +73,13 @@ def test_hash_indices_match_uint32_reference():
     res = torch.tensor([300.0, 2048.0, 5000.0], dtype=torch.float64)
     T = 2**19
     idx, w = hash_grid_indices(x, res, T)
-    assert idx.shape == (500, 3, 8) and w.shape == (500, 3, 8)
-    assert torch.allclose(w.sum(-1), torch.ones(500, 3, dtype=torch.float64))
+    assert idx.shape == (3, 500, 8) and w.shape == (3, 500, 8)
+    assert torch.allclose(w.sum(-1), torch.ones(3, 500, dtype=torch.float64))
     for lvl in range(3):
         v0 = np.floor(x.numpy() * res[lvl].item()).astype(np.int64)
         for k in range(8):
             corner = v0 + np.array([k >> 2 & 1, k >> 1 & 1, k & 1])
-            assert np.array_equal(idx[:, lvl, k].long().numpy(), _np_hash(corner, T))
+            assert np.array_equal(idx[lvl, :, k].long().numpy(), _np_hash(corner, T))
 
 
 def test_dense_level_is_trilinear_interpolation():

@@ -145,24 +145,25 @@ def hash_grid_indices(
         table_size: entries per level (power of two).
         level_offsets: optional [L] int64 multiples of ``table_size`` added to each level's indices.
     Returns:
-        idx [N, L, 8] int32 ``((vx * 1) xor (vy * p1) xor (vz * p2)) mod T (+ offset)``, which equals instant-ngp's
-        uint32 arithmetic since T divides 2^32, and weights [N, L, 8] (differentiable w.r.t. ``x``).
-        Corner ``k`` has bits (x, y, z) = (k >> 2 & 1, k >> 1 & 1, k & 1).
+        idx [L, N, 8] int32 ``((vx * 1) xor (vy * p1) xor (vz * p2)) mod T (+ offset)``, which equals instant-ngp's
+        uint32 arithmetic since T divides 2^32, and weights [L, N, 8] (differentiable w.r.t. ``x``).
+        Corner ``k`` has bits (x, y, z) = (k >> 2 & 1, k >> 1 & 1, k & 1). The layout is level-major so that the
+        gathers and scatters of one level run over one table at a time (cache friendly on CPU).
     """
-    pos = x[:, None, :] * resolutions[None, :, None]  # [N, L, 3]
+    pos = x[None, :, :] * resolutions[:, None, None]  # [L, N, 3]
     p0 = torch.floor(pos)
-    frac = pos - p0  # [N, L, 3]
+    frac = pos - p0  # [L, N, 3]
     c = torch.arange(2, device=x.device)  # corner offsets {0, 1}
     p0 = p0.long()
     # mask each axis term before the XOR ((a ^ b) & m == (a & m) ^ (b & m)), then work in int32 on the big tensors;
-    # the level offset has no bits below T, so XOR-ing it into the x term adds it.
-    h = [((p0[..., a, None] + c) * HASH_PRIMES[a]) & (table_size - 1) for a in range(3)]  # 3 x [N, L, 2]
+    # the level offset has no bits below T, so OR-ing it into the x term adds it.
+    h = [((p0[..., a, None] + c) * HASH_PRIMES[a]) & (table_size - 1) for a in range(3)]  # 3 x [L, N, 2]
     if level_offsets is not None:
-        h[0] = h[0] | level_offsets[None, :, None]
+        h[0] = h[0] | level_offsets[:, None, None]
     h = [t.int() for t in h]
     idx = h[0][..., :, None, None] ^ (h[1][..., :, None] ^ h[2][..., None, :])[..., None, :, :]
     w = [1.0 - (frac[..., a, None] - c.to(frac.dtype)).abs() for a in range(3)]  # (1 - f, f) per axis
-    w = w[0][..., :, None, None] * (w[1][..., :, None] * w[2][..., None, :])[..., None, :, :]  # [N, L, 2, 2, 2]
+    w = w[0][..., :, None, None] * (w[1][..., :, None] * w[2][..., None, :])[..., None, :, :]  # [L, N, 2, 2, 2]
     return idx.flatten(-3), w.flatten(-3)
 
 
@@ -273,8 +274,7 @@ class HashGridEncoding(nn.Module):
             with torch.set_grad_enabled(torch.is_grad_enabled() and x.requires_grad):
                 idx, w = hash_grid_indices(
                     x, self.hashed_resolutions.to(x.dtype), self.table_size, self.level_offsets
-                )  # [N, Lh, 8]
-            idx = idx.view(-1, 8)
-            out = interpolate_table(self.hash_table, idx, w.reshape(-1, 8).to(self.hash_table.dtype))
-            feats.append(out.view(n, len(self.hashed_levels) * self.n_features))
+                )  # [Lh, N, 8]
+            out = interpolate_table(self.hash_table, idx.view(-1, 8), w.reshape(-1, 8).to(self.hash_table.dtype))
+            feats.append(out.view(len(self.hashed_levels), n, self.n_features).transpose(0, 1).reshape(n, -1))
         return torch.cat(feats, dim=-1)

@@ -101,11 +101,13 @@ class NGPField(RadianceField):
         color_hidden: int = 2,
         sh_degree: int = 4,
         density_bias: float = -1.0,
+        dense_max_entries: int | None = None,
     ):
         super().__init__()
         self.register_buffer("aabb", torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3).clone())
         self.encoding = HashGridEncoding(
-            n_levels, n_features_per_level, log2_table_size, base_resolution, max_resolution
+            n_levels, n_features_per_level, log2_table_size, base_resolution, max_resolution,
+            dense_max_entries=dense_max_entries,
         )
         self.density_mlp = MLP(self.encoding.out_dim, 1 + geo_feat_dim, hidden_dim, 1)
         self.dir_encoding = SphericalHarmonicsEncoding(sh_degree)

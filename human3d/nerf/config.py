@@ -39,6 +39,9 @@ class NerfConfig:
     """Features per hash-grid level."""
     log2_table_size: int = 19
     """log2 of the hash-table size per level (levels that fit are stored densely)."""
+    dense_max_entries: int | None = None
+    """Levels with at most this many vertices are stored densely (grid_sample, faster on CPU); None: the table
+    size, as in instant-ngp."""
     base_resolution: int = 16
     """Coarsest hash-grid resolution (cells per axis of the scene box)."""
     max_resolution: int = 2048
@@ -175,6 +178,7 @@ PRESETS: dict[str, dict] = {
         max_rays=1 << 13,
         max_steps=3000,
         checkpoint_every=250,
+        lr_warmup_steps=20,
     ),
     # GPU: nerfacc's instant-ngp setting for nerf_synthetic
     "quality": dict(model="ngp", max_steps=20000, target_samples=1 << 18, max_resolution=2048, log2_table_size=19),

@@ -50,6 +50,7 @@ class NGPModel(nn.Module):
             max_resolution=config.max_resolution,
             hidden_dim=config.hidden_dim,
             geo_feat_dim=config.geo_feat_dim,
+            dense_max_entries=config.dense_max_entries,
         )
         self.grid = OccupancyGrid(aabb, config.grid_resolution)
         self.near, self.far = float(near), float(far)

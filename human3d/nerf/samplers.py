@@ -77,6 +77,7 @@ def stratified_bins(
         lower = torch.cat([u[:, :1], mids], -1)
         upper = torch.cat([mids, u[:, -1:]], -1)
         r = torch.rand(R, n_samples + 1, generator=generator, dtype=near.dtype).to(near.device)
+        r[:, 0], r[:, -1] = 0.0, 1.0  # keep near and far fixed
         u = lower + (upper - lower) * r
     return near[:, None] + (far - near)[:, None] * u
 
