@@ -324,7 +324,8 @@ class SplatTrainer:
         finally:
             bar.close()
         self.save_checkpoint()
-        return {"step": self.step, "elapsed_s": self.elapsed, **{k: v for k, v in last.items() if k != "step"}}
+        return {"step": self.step, "elapsed_s": self.elapsed, **{k: v for k, v in last.items() if k != "step"},
+                "n_gaussians": len(self.gaussians)}  # fmt: skip
 
     # ----------------------------------------------------------------------------------------- checkpoints
     def save_checkpoint(self, path=None) -> Path:
