@@ -142,20 +142,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                         help="wall: elapsed time (default); cpu: process CPU time (user+sys of all threads), "
                         "steadier than wall time when other jobs share the CPU")
-    parser.add_argument("--sections", default=",".join(SECTIONS), help=f"comma list of {list(SECTIONS)}")
+    parser.add_argument("--sections", default="smpl,anny,render",
+                        help="comma list of smpl (vs smplx), anny (each skinning method), render (rasterizer)")
     args = parser.parse_args(argv)
     global _clock
     _clock = CLOCKS[args.clock]
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), {os.cpu_count()} CPUs visible, "
           f"{args.clock} clock, median of {args.repeats} interleaved runs, float32")  # fmt: skip
+    sections = args.sections.split(",")
     rows = []
-    for name in args.sections.split(","):
+    for name in sections:
         if name == "smpl":
             rows += bench_smpl(args.smpl_model, repeats=args.repeats)
-        else:
+        elif name in SECTIONS:
             rows += SECTIONS[name](repeats=args.repeats)
-    print(format_table(rows))
+    if rows:
+        print(format_table(rows))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    if "anny" in sections:  # Anny through our interface, with each skinning method (tools/bench/body_anny.py)
+        from body_anny import bench_anny, format_rows
+
+        print("\nAnny (human3d.body.AnnyBody vs anny's own forward), each skinning method:")
+        print(format_rows(bench_anny(repeats=max(3, args.repeats // 4))))
+    if "render" in sections:  # rasterizer ms per frame at 256^2 and 512^2 (tools/bench/render.py)
+        from render import bench_render, format_render_rows
+
+        print("\nRasterizer on the Anny body (27,420 faces):")
+        print(format_render_rows(bench_render("anny", repeats=5, soft=False)))
 
 
 if __name__ == "__main__":

@@ -74,15 +74,9 @@ def timeit(fn, repeats: int) -> tuple[float, float, float]:
     return statistics.median(ts) * 1e3, min(ts) * 1e3, min(cs) * 1e3
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mesh", default="anny", help="anny (default), sphere, or a mesh file")
-    ap.add_argument("--repeats", type=int, default=5, help="timed runs per row (after one warm-up)")
-    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    verts, faces, name = load_mesh(args.mesh)
+def bench_render(mesh: str = "anny", repeats: int = 5, soft: bool = True) -> list[tuple]:
+    """Rows (label, pass, median wall ms, best wall ms, best CPU ms, note) for the hard and soft renderers."""
+    verts, faces, name = load_mesh(mesh)
     print(f"mesh: {name}, {verts.shape[1]} vertices, {faces.shape[0]} faces; torch {torch.__version__}, "
           f"{torch.get_num_threads()} thread(s), OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}")
     rows = []
@@ -91,17 +85,17 @@ def main() -> None:
         cams = camera_for(verts, size)
         frags = rasterize_mesh(verts, faces, cams)
         cov = frags.mask.float().mean().item()
-        med, best, cpu = timeit(lambda: rasterize_mesh(verts, faces, cams), args.repeats)
+        med, best, cpu = timeit(lambda: rasterize_mesh(verts, faces, cams), repeats)
         rows.append((f"hard rasterize {size}^2", "fwd", med, best, cpu, f"coverage {cov:.1%}"))
 
         def shade():
             fr = rasterize_mesh(verts, faces, cams)
             shade_lambert(fr, pixel_normals(fr, verts, faces))
 
-        med, best, cpu = timeit(shade, args.repeats)
+        med, best, cpu = timeit(shade, repeats)
         rows.append((f"hard + normals + Lambert {size}^2", "fwd", med, best, cpu, ""))
 
-    for size in (128, 256):
+    for size in (128, 256) if soft else ():
         cams = camera_for(verts, size)
         for cull in (False, True):
             for depth in (False, True):
@@ -118,15 +112,30 @@ def main() -> None:
                     loss.backward()
 
                 label = f"soft {'sil+depth' if depth else 'silhouette'} {size}^2{' cull' if cull else ''}"
-                med, best, cpu = timeit(fwd, args.repeats)
+                med, best, cpu = timeit(fwd, repeats)
                 rows.append((label, "fwd", med, best, cpu, "sigma=0.5 px^2, eps=1e-3"))
-                med, best, cpu = timeit(fwd_bwd, args.repeats)
+                med, best, cpu = timeit(fwd_bwd, repeats)
                 rows.append((label, "fwd+bwd", med, best, cpu, f"{1e3 / med:.1f} it/s wall, {1e3 / cpu:.1f} it/s cpu"))
+    return rows
 
+
+def format_render_rows(rows: list[tuple]) -> str:
     w = max(len(r[0]) for r in rows)
-    print(f"{'renderer':<{w}}  {'pass':<8} {'median ms':>10} {'best ms':>9} {'cpu ms':>8}  note")
+    lines = [f"{'renderer':<{w}}  {'pass':<8} {'median ms':>10} {'best ms':>9} {'cpu ms':>8}  note"]
     for label, kind, med, best, cpu, note in rows:
-        print(f"{label:<{w}}  {kind:<8} {med:>10.1f} {best:>9.1f} {cpu:>8.1f}  {note}")
+        lines.append(f"{label:<{w}}  {kind:<8} {med:>10.1f} {best:>9.1f} {cpu:>8.1f}  {note}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mesh", default="anny", help="anny (default), sphere, or a mesh file")
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per row (after one warm-up)")
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(format_render_rows(bench_render(args.mesh, args.repeats)))
 
 
 if __name__ == "__main__":
