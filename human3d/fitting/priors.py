@@ -261,9 +261,50 @@ class PoseTerm:
     select: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
     name: str
     scale: float = 1.0  # multiplies the energy (puts priors of different kinds on a comparable footing)
+    latent: "LatentPose | None" = None  # VAE priors: decoder/encoder for latent-space (VPoser-style) fitting
 
     def energy(self, groups: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
         return self.scale * self.prior.energy(self.select(groups, body_pose))
+
+
+@dataclass
+class LatentPose:
+    """A VAE pose prior's latent space over the pose groups (VPoser-style fitting: ``groups = decode(z)``,
+    prior energy ``|z|^2``). ``decode``: ``z [B, L] -> groups [B, G, 3]``; ``encode``: ``groups -> z`` (the
+    posterior mean, used to start the fit)."""
+
+    dim: int
+    decode: Callable[[torch.Tensor], torch.Tensor]
+    encode: Callable[[torch.Tensor], torch.Tensor]
+
+
+def _latent_of(p, space: PoseSpace) -> LatentPose | None:
+    """The latent space of a (PosePrior-wrapped) single-layer VAE prior over the groups, else None."""
+    inner = getattr(p, "prior", p)
+    vae = getattr(inner, "model", None)
+    if vae is None or not all(hasattr(vae, a) for a in ("decode", "encode", "latent_dim")):
+        return None
+    if not (hasattr(inner, "normalize") and hasattr(inner, "denormalize")):
+        return None
+    names = getattr(p, "group_names", None)
+    if names is not None and list(names) != list(space.group_names):
+        return None
+    try:
+        if isinstance(vae.encode(torch.zeros(1, 3 * space.num_groups)), (list, tuple)) and isinstance(
+            vae.encode(torch.zeros(1, 3 * space.num_groups))[0], (list, tuple)
+        ):
+            return None  # hierarchical VAE: several latent layers
+    except Exception:  # noqa: BLE001 - not a VAE we can drive
+        return None
+    G = space.num_groups
+
+    def decode(z: torch.Tensor) -> torch.Tensor:
+        return inner.denormalize(vae.decode(z, mean=True).reshape(z.shape[0], -1)).reshape(z.shape[0], G, 3)
+
+    def encode(groups: torch.Tensor) -> torch.Tensor:
+        return vae.encode(inner.normalize(groups.reshape(groups.shape[0], -1)))[0]
+
+    return LatentPose(int(vae.latent_dim), decode, encode)
 
 
 def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
@@ -316,7 +357,7 @@ def _term_from_object(p, space: PoseSpace, model, name: str) -> PoseTerm:
 
         return PoseTerm(p, select, name)
     if dim == 3 * space.num_groups:
-        return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), name)
+        return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), name, latent=_latent_of(p, space))
     if dim == 3 * space.n_pose_joints:
         return PoseTerm(p, lambda g, bp: bp, name)
     raise InvalidInputError(

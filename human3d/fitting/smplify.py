@@ -477,56 +477,109 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
     g0 = space.groups_from_body_pose(init["body_pose"]) if "body_pose" in init else None
     if g0 is None:  # start from the mean pose (arms down), not the model's rest pose
         g0 = space.mean.to(device, dtype)[None].expand(B, -1, -1)
-    groups = g0.clone()
-    groups.requires_grad_(True)
-    dg = torch.zeros(B, 3, dtype=dtype, device=device, requires_grad=True)
-    tr = transl0.clone().requires_grad_(True)
-    zz = z.clone().requires_grad_(cfg.optimize_shape)
-    variables = [groups, dg, tr] + ([zz] if cfg.optimize_shape else [])
+    lat = term.latent if (term is not None and cfg.latent_pose) else None
     sil = _Silhouette(model, masks, K, w2c, sizes, cfg) if masks is not None and cfg.silhouette_weight > 0 else None
-    state = {"t": 0.0, "evals": 0}
-
-    def assemble():
-        go2 = matrix_to_axis_angle(axis_angle_to_matrix(dg) @ R_body)
-        return {"global_orient": go2, "body_pose": space.body_pose(groups), shape.name: shape(zz), "transl": tr}
-
-    def stage2_energy():
-        state["evals"] += 1
-        p = assemble()
-        X = kp_fn(p)[skeleton]
-        pr = project_points(X, K, w2c)
-        t = state["t"]
-        e = _data_energy(pr.uv, pr.valid, kp, scale, _anneal((cfg.robust_sigma_start, cfg.robust_sigma), t))
-        if term is not None:
-            e = e + _anneal(cfg.pose_prior_weights, t) * term.energy(groups, p["body_pose"])
-        if cfg.optimize_shape:
-            e = e + _anneal(cfg.shape_weights, t) * (zz**2).sum(-1)
-        if cfg.angle_limit_weight > 0:
-            ang, lo, hi = hinge_angles(groups, space)
-            e = e + cfg.angle_limit_weight * hinge_limit_energy(ang.reshape(B, -1), lo.flatten(), hi.flatten())
-        if sil is not None:
-            e = e + cfg.silhouette_weight * sil.energy(p)
-        return e
-
-    n2 = cfg.body_iters
+    state = {"evals": 0}
     history: list[float] = []
 
-    def on_step(i, e):
-        history.append(float(e.mean()))
+    def run(g_start, n_iters, prog):
+        """One stage-2 optimisation from pose groups ``g_start`` [B, G, 3] -> final params, energies."""
+        if lat is not None:  # VPoser-style: optimise the VAE latent, pose = decode(z)
+            with torch.no_grad():
+                zl = lat.encode(g_start.to(dtype)).detach().clone()
+            zl.requires_grad_(True)
+            pose_vars = [zl]
+        else:
+            groups0 = g_start.clone()
+            groups0.requires_grad_(True)
+            pose_vars = [groups0]
 
-    its2 = _optimize(variables, stage2_energy, n2, cfg.optimizer, cfg.lr_body, cfg.lbfgs_lr, bar,
-                     anneal=lambda frac: state.__setitem__("t", frac), on_step=on_step, tol=cfg.tol,
-                     n_sub=len(cfg.pose_prior_weights))  # fmt: skip
-    with torch.no_grad():
-        state["t"] = 1.0
-        e_final = stage2_energy()
-        final = {k: v.detach() for k, v in assemble().items()}
+        def pose_groups():
+            return lat.decode(zl) if lat is not None else groups0
+
+        dg = torch.zeros(B, 3, dtype=dtype, device=device, requires_grad=True)
+        tr = transl0.clone().requires_grad_(True)
+        zz = z.clone().requires_grad_(cfg.optimize_shape)
+        variables = pose_vars + [dg, tr] + ([zz] if cfg.optimize_shape else [])
+        st = {"t": 0.0}
+
+        def assemble(groups):
+            go2 = matrix_to_axis_angle(axis_angle_to_matrix(dg) @ R_body)
+            return {"global_orient": go2, "body_pose": space.body_pose(groups), shape.name: shape(zz), "transl": tr}
+
+        def energy_terms():
+            state["evals"] += 1
+            groups = pose_groups()
+            p = assemble(groups)
+            X = kp_fn(p)[skeleton]
+            pr = project_points(X, K, w2c)
+            t = st["t"]
+            data = _data_energy(pr.uv, pr.valid, kp, scale, _anneal((cfg.robust_sigma_start, cfg.robust_sigma), t))
+            if lat is not None:
+                prior_e = (zl**2).sum(-1)
+                prior_w = _anneal(cfg.latent_weights, t)
+            elif term is not None:
+                prior_e = term.energy(groups, p["body_pose"])
+                prior_w = _anneal(cfg.pose_prior_weights, t)
+            else:
+                prior_e, prior_w = torch.zeros_like(data), 0.0
+            e = data + prior_w * prior_e
+            if cfg.optimize_shape:
+                e = e + _anneal(cfg.shape_weights, t) * (zz**2).sum(-1)
+            if cfg.angle_limit_weight > 0:
+                ang, lo, hi = hinge_angles(groups, space)
+                e = e + cfg.angle_limit_weight * hinge_limit_energy(ang.reshape(B, -1), lo.flatten(), hi.flatten())
+            if sil is not None:
+                e = e + cfg.silhouette_weight * sil.energy(p)
+            return e, data, prior_e
+
+        def on_step(i, e):
+            history.append(float(e.mean()))
+
+        its = _optimize(variables, lambda: energy_terms()[0], n_iters, cfg.optimizer, cfg.lr_body, cfg.lbfgs_lr,
+                        prog, anneal=lambda frac: st.__setitem__("t", frac), on_step=on_step, tol=cfg.tol,
+                        n_sub=len(cfg.pose_prior_weights), lr_final=cfg.lr_body_final)  # fmt: skip
+        with torch.no_grad():
+            st["t"] = 1.0
+            e_final, data, prior_e = energy_terms()
+            final = {k: v.detach() for k, v in assemble(pose_groups()).items()}
+        # restarts are ranked by the data term plus the prior at a fixed (mid-schedule) weight
+        sel_w = cfg.restart_prior_weight
+        return final, e_final, data + sel_w * prior_e, its
+
+    starts = _restart_poses(g0, space, cfg.restarts)
+    n2 = cfg.body_iters
+    final, e_final, e_sel, its2 = run(starts[0], n2, bar)
+    for g_r in starts[1:]:
+        f_r, e_r, s_r, i_r = run(g_r, n2, _Progress(False, 0))
+        its2 += i_r
+        better = s_r < e_sel  # [B]
+        for k in final:
+            final[k] = torch.where(better.reshape(-1, *[1] * (final[k].dim() - 1)), f_r[k], final[k])
+        e_final = torch.where(better, e_r, e_final)
+        e_sel = torch.where(better, s_r, e_sel)
     return {"params": final, "energy": e_final, "flipped": flipped, "history": history,
             "iterations": cfg.camera_iters + its2, "evaluations": state["evals"], "stage1": stage1}  # fmt: skip
 
 
+def _restart_poses(g0: torch.Tensor, space: PoseSpace, n: int) -> list[torch.Tensor]:
+    """Starting pose groups for ``n`` stage-2 runs: ``g0``, then deterministic perturbations of the limbs
+    (the arms' and legs' groups moved by -/+ 1 prior standard deviation about their mean; the trunk kept)."""
+    out = [g0]
+    if n <= 1:
+        return out
+    gen = torch.Generator().manual_seed(1234)
+    std = space.std.to(g0)
+    limb = torch.tensor([any(s in nm for s in ("upperarm", "lowerarm", "upperleg", "lowerleg"))
+                         for nm in space.group_names], dtype=g0.dtype, device=g0.device)[:, None]  # fmt: skip
+    for r in range(1, n):
+        eps = torch.randn(space.num_groups, 3, generator=gen).to(g0)
+        out.append(g0 + limb * std * eps)
+    return out
+
+
 def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, anneal=None, on_step=None, tol=0.0,
-              n_sub=3) -> int:  # fmt: skip
+              n_sub=3, lr_final=0.1) -> int:  # fmt: skip
     """Minimise ``energy_fn().sum()`` over ``variables``; returns the iterations run."""
     if n_iters <= 0:
         return 0
@@ -537,8 +590,8 @@ def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, annea
             frac = i / max(n_iters - 1, 1)
             if anneal is not None:
                 anneal(frac)
-            for g in opt.param_groups:  # cosine decay to 10% of the initial step
-                g["lr"] = lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac)))
+            for g in opt.param_groups:  # cosine decay to lr_final x the initial step
+                g["lr"] = lr * (lr_final + (1 - lr_final) * 0.5 * (1 + math.cos(math.pi * frac)))
             opt.zero_grad(set_to_none=True)
             e = energy_fn()
             e.sum().backward()
