@@ -9,7 +9,7 @@ Example (vectors)::
 """
 
 from .models import MLPDenoiser, TinyUNet
-from .pipeline import DiffusionConfig, DiffusionModel, epsilon_loss, sample_loop
+from .pipeline import DiffusionConfig, DiffusionModel, epsilon_loss, sample_loop, v_loss
 from .schedules import (
     DDIMScheduler,
     DDPMScheduler,
@@ -38,4 +38,5 @@ __all__ = [
     "make_betas",
     "make_scheduler",
     "sample_loop",
+    "v_loss",
 ]

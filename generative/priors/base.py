@@ -314,7 +314,8 @@ class DiffusionPrior(BasePrior):
 
     over K = len(timesteps) × noise_per_timestep fixed pairs (t_k, ε_k) drawn once from ``seed`` (so E is a
     deterministic, smooth function of x). ``weighting="eps"``: w = 1; ``"x0"``: w = (1 - ᾱ)/ᾱ, which makes each term
-    the one-step denoising distance mean_d (u - x̂_0)^2. Samples: DDIM with ``sample_steps`` steps.
+    the one-step denoising distance mean_d (u - x̂_0)^2. Samples: ``sampler`` (``"ddpm"``: ancestral, robust;
+    ``"ddim"``: deterministic η = 0, best with ``prediction_type="v"`` models) with ``sample_steps`` strided steps.
     """
 
     def __init__(
@@ -324,12 +325,18 @@ class DiffusionPrior(BasePrior):
         noise_per_timestep: int = 4,
         weighting: str = "eps",
         seed: int = 0,
-        sample_steps: int = 50,
+        sample_steps: int = 100,
+        sampler: str = "ddpm",
         loc=None,
         scale=None,
     ):
         super().__init__(_check_model_dim(model), loc, scale)
         T = model.config.num_train_timesteps
+        if sampler not in ("ddpm", "ddim"):
+            raise InvalidInputError(f"sampler: expected 'ddpm' or 'ddim', got {sampler!r}")
+        if not 1 <= int(sample_steps) <= T:
+            raise InvalidInputError(f"sample_steps: expected 1..{T}, got {sample_steps}")
+        self.sampler = sampler
         ts = [int(t) for t in timesteps]
         if not ts or any(not 0 <= t < T for t in ts):
             raise InvalidInputError(f"timesteps: expected values in [0, {T}), got {timesteps}")
@@ -355,12 +362,13 @@ class DiffusionPrior(BasePrior):
         return (self.weight * ((pred - eps) ** 2).mean(-1)).mean(-1)
 
     def _sample(self, n, generator):
-        return self.model.sample(n, scheduler="ddim", num_steps=self.sample_steps, eta=0.0, generator=generator)
+        return self.model.sample(n, scheduler=self.sampler, num_steps=self.sample_steps, eta=0.0, generator=generator)
 
     def options(self):
         return {
             "timesteps": list(self.timesteps), "noise_per_timestep": self.noise_per_timestep,
             "weighting": self.weighting, "seed": self.seed, "sample_steps": self.sample_steps,
+            "sampler": self.sampler,
         }
 
 
