@@ -34,6 +34,7 @@ from human3d.splat.sh import eval_sh, num_sh_bases
 
 __all__ = [
     "rasterize",
+    "set_compile",
     "build_fragments",
     "composite_fragments",
     "composite_fragments_reference",
@@ -78,22 +79,26 @@ def _stable_argsort(keys: torch.Tensor, max_key: int) -> torch.Tensor:
 # fragment construction (no gradient)
 # ----------------------------------------------------------------------------------------------------------------
 class FragmentChunk:
-    """Fragments of a group of whole tiles, sorted by pixel, then front to back (segments never cross chunks).
+    """Fragments of a group of whole tiles (segments never cross chunks).
 
     Fragments are grouped in *rows*: the run of pixels of one (tile, Gaussian) pair on one pixel row, limited to
-    the exact span where the Gaussian's alpha can reach 1/255. Row-level quantities are computed once per row.
+    the exact span where the Gaussian's alpha can reach 1/255. They are stored in *generation order* (row by row,
+    rows in (tile, depth) order, so each row's fragments are contiguous and per-row work streams through memory);
+    ``perm`` gives the *compositing order* (by pixel, then front to back), where each pixel is a contiguous segment.
 
     Attributes:
-        row_gauss: [R] long index of each row's Gaussian (into the visible-Gaussian arrays).
+        row_gauss: [R] long index of each row's Gaussian.
         row_y: [R] long pixel row of each row.
-        row: [M] long row of each fragment.
+        row: [M] int32 row of each fragment (non-decreasing).
         xc: [M] float pixel-centre x (``col + 0.5``) of each fragment.
-        pix: [M] long flat pixel index ``cam * H * W + y * W + col``.
-        seg_start: [M] long index of the first fragment of the same pixel.
+        pix: [M] int32 flat pixel index ``cam * H * W + y * W + col`` of each fragment.
+        perm: [M] long generation index of the k-th fragment in compositing order.
+        seg_start, seg_end: [M] int32 first / last compositing position of the k-th fragment's pixel segment.
     """
 
-    def __init__(self, row_gauss, row_y, row, xc, pix, seg_start):
-        self.row_gauss, self.row_y, self.row, self.xc, self.pix, self.seg_start = row_gauss, row_y, row, xc, pix, seg_start
+    def __init__(self, row_gauss, row_y, row, xc, pix, perm, seg_start, seg_end):
+        self.row_gauss, self.row_y, self.row, self.xc, self.pix = row_gauss, row_y, row, xc, pix
+        self.perm, self.seg_start, self.seg_end = perm, seg_start, seg_end
 
     def __len__(self) -> int:
         return self.row.numel()
@@ -248,21 +253,23 @@ def build_fragments(
         first = torch.cumsum(cnt, 0) - cnt
         # fragment-level arrays are int32 (memory bandwidth); n_pixels < 2^31 is checked by the caller
         i32 = torch.int32
-        f_row = torch.repeat_interleave(_arange(cnt.numel(), device, i32), cnt.to(i32))  # [M]
+        f_row = torch.repeat_interleave(_arange(cnt.numel(), device, i32), cnt.to(i32))  # [M] non-decreasing
         m = f_row.numel()
-        key = _arange(m, device, i32) + (rowkey + j0 - first).to(i32).index_select(0, f_row)
-        perm = _stable_argsort(key, (int(tile[p1 - 1]) - t_first + 1) * ts * ts - 1)
-        f_row = f_row.index_select(0, perm)
+        local = _arange(m, device, i32) - first.to(i32).index_select(0, f_row)
+        x = j0.to(i32).index_select(0, f_row) + local  # [M] pixel column (generation order)
+        key = rowkey.to(i32).index_select(0, f_row) + x
+        perm = _stable_argsort(key, (int(tile[p1 - 1]) - t_first + 1) * ts * ts - 1)  # compositing order
         key = key.index_select(0, perm)
-        x = key - rowkey.to(i32).index_select(0, f_row)
-        pix = x + rpix.to(i32).index_select(0, f_row)
         flag = torch.ones(m, dtype=torch.bool, device=device)
         torch.ne(key[1:], key[:-1], out=flag[1:])
+        seg_id = torch.cumsum(flag, 0, dtype=i32) - 1
         starts = torch.nonzero(flag).squeeze(1).to(i32)
-        seg_start = starts.index_select(0, torch.cumsum(flag, 0, dtype=i32) - 1)
+        ends = torch.cat([starts[1:] - 1, torch.tensor([m - 1], dtype=i32, device=device)])
+        pix = rpix.to(i32).index_select(0, f_row) + x
         if gauss_ids is not None:
             rg = gauss_ids.index_select(0, rg)
-        chunks.append(FragmentChunk(rg, ry, f_row, x.to(dt) + 0.5, pix, seg_start))
+        chunks.append(FragmentChunk(rg, ry, f_row, x.to(dt) + 0.5, pix, perm, starts.index_select(0, seg_id),
+                                    ends.index_select(0, seg_id)))  # fmt: skip
     return Fragments(chunks, n_pixels, n_pairs)
 
 
@@ -283,70 +290,114 @@ def _row_params(means2d, conics, opacities, frags: FragmentChunk) -> torch.Tenso
     return torch.stack([mx, a, 2.0 * b * dy, c * dy * dy, opacities.index_select(0, g)], 0)
 
 
+def _composite_forward(rp, row_colors, row, xc, pix, perm, seg_start, n_pixels: int):
+    """Forward math of one chunk (pure tensor function; optionally compiled). See :class:`_Composite`."""
+    mx, a, p1, p0, o = (rp[i].index_select(0, row) for i in range(5))  # sequential (row is sorted)
+    dx = xc - mx
+    a_raw = o * torch.exp(-0.5 * (dx * (a * dx + p1) + p0))  # [M] generation order
+    alpha_g = torch.where(a_raw >= ALPHA_THRESHOLD, a_raw.clamp_max(ALPHA_MAX), torch.zeros_like(a_raw))
+    alpha = alpha_g.index_select(0, perm)  # compositing order
+    log1m = torch.log1p(-alpha).double()
+    cs = torch.cumsum(log1m, 0)
+    excl = cs - log1m
+    log_t = excl - excl.index_select(0, seg_start)
+    keep = (log_t + log1m) >= _LOG_T_MIN  # early termination: a suffix of each pixel's segment
+    T = torch.exp(log_t.to(alpha.dtype)) * keep  # 0 for terminated fragments
+    w = torch.zeros_like(alpha).index_copy(0, perm, alpha * T)  # back to generation order
+    D = row_colors.shape[0]
+    out_c = torch.stack(
+        [torch.zeros(n_pixels, dtype=w.dtype, device=w.device).index_add(0, pix, w * row_colors[d].index_select(0, row))
+         for d in range(D)]
+    )  # fmt: skip
+    out_a = torch.zeros(n_pixels, dtype=w.dtype, device=w.device).index_add(0, pix, w)
+    return out_c, out_a, dx, a_raw, w, alpha, T
+
+
+def _composite_backward(g_c, g_a, rp, row_colors, row, pix, perm, seg_end, dx, a_raw, w, alpha, T):
+    """Backward math of one chunk (pure tensor function; optionally compiled). See :class:`_Composite`."""
+    D, R = row_colors.shape
+    v = g_a.index_select(0, pix)  # generation order: dL/d(colour) . colour + dL/d(alpha), per fragment
+    g_col = []
+    for d in range(D):
+        gd = g_c[d].index_select(0, pix)
+        v = v + row_colors[d].index_select(0, row) * gd
+        g_col.append(torch.zeros(R, dtype=w.dtype, device=w.device).index_add(0, row, w * gd))
+    v = v.index_select(0, perm)  # compositing order
+    wv = (alpha * T * v).double()
+    cs = torch.cumsum(wv, 0)
+    S = (cs.index_select(0, seg_end) - cs).to(alpha.dtype)  # sum of w v over the fragments behind
+    d_alpha = torch.zeros_like(alpha).index_copy(0, perm, T * v - S / (1.0 - alpha))  # generation order
+    d_alpha = torch.where((a_raw >= ALPHA_THRESHOLD) & (a_raw <= ALPHA_MAX), d_alpha, torch.zeros_like(d_alpha))
+    d_q = -0.5 * a_raw * d_alpha  # alpha = o exp(-q/2) where not clamped
+    # q = dx (a dx + p1) + p0 with dx = x - mx
+    a = rp[1].index_select(0, row)
+    p1 = rp[2].index_select(0, row)
+    o = rp[4].index_select(0, row)
+    d_qdx = d_q * dx
+    parts = [-(d_q * p1 + 2.0 * a * d_qdx), d_qdx * dx, d_qdx, d_q, a_raw / o.clamp_min(1e-30) * d_alpha]
+    g_rp = torch.stack([torch.zeros(R, dtype=w.dtype, device=w.device).index_add(0, row, t) for t in parts])
+    return g_rp, torch.stack(g_col)
+
+
+_KERNELS = {"forward": _composite_forward, "backward": _composite_backward}
+_COMPILED: dict = {}
+
+
+def set_compile(enabled: bool) -> bool:
+    """Use ``torch.compile`` (inductor, dynamic shapes) for the per-fragment forward/backward math.
+
+    Fuses the ~40 element-wise passes over the fragments into a few loops (several times faster on a CPU) at
+    the cost of a one-off compilation (about a minute; cached on disk by torch). Needs a C++ compiler; if
+    compilation fails the eager functions are used again (with a warning). Returns the new state.
+    """
+    if enabled and not _COMPILED:
+        try:
+            _COMPILED["forward"] = torch.compile(_composite_forward, dynamic=True)
+            _COMPILED["backward"] = torch.compile(_composite_backward, dynamic=True)
+        except Exception as e:  # pragma: no cover - depends on the platform
+            import warnings
+
+            warnings.warn(f"torch.compile unavailable ({e}); using the eager rasterizer", stacklevel=2)
+            _COMPILED.clear()
+            return False
+    _KERNELS.update(_COMPILED if enabled else {"forward": _composite_forward, "backward": _composite_backward})
+    return enabled
+
+
+def _run_kernel(name, *args):
+    fn = _KERNELS[name]
+    if fn is _composite_forward or fn is _composite_backward:
+        return fn(*args)
+    try:
+        return fn(*args)
+    except Exception as e:  # compilation failed at first call: fall back for good
+        import warnings
+
+        warnings.warn(f"compiled splat kernel failed ({type(e).__name__}: {e}); using the eager rasterizer",
+                      stacklevel=3)  # fmt: skip
+        set_compile(False)
+        return _KERNELS[name](*args)
+
+
 class _Composite(torch.autograd.Function):
-    """Front-to-back compositing of sorted fragments; inputs row params [5, R] and row colours [D, R]."""
+    """Front-to-back compositing of one chunk; inputs row params [5, R] and row colours [D, R].
+
+    Per-row work runs in generation order (contiguous rows); only alpha goes to compositing order and the
+    weights / alpha gradients come back (one gather and one scatter per pass).
+    """
 
     @staticmethod
-    def forward(ctx, rp, row_colors, row, xc, pix, seg_start, n_pixels):
-        mx, a, p1, p0, o = (rp[i].index_select(0, row) for i in range(5))
-        dx = xc - mx
-        a_raw = o * torch.exp(-0.5 * (dx * (a * dx + p1) + p0))
-        alpha = torch.where(a_raw >= ALPHA_THRESHOLD, a_raw.clamp_max(ALPHA_MAX), torch.zeros_like(a_raw))
-        log1m = torch.log1p(-alpha).double()
-        cs = torch.cumsum(log1m, 0)
-        excl = cs - log1m
-        log_t = excl - excl.index_select(0, seg_start)
-        keep = (log_t + log1m) >= _LOG_T_MIN
-        T = torch.exp(log_t.to(alpha.dtype))
-        if not bool(keep.all()):  # early termination: drop the fragments behind saturated pixels
-            idx = torch.nonzero(keep).squeeze(1)
-            new_pos = torch.cumsum(keep, 0, dtype=torch.int32) - 1
-            seg_start = new_pos.index_select(0, seg_start.index_select(0, idx))  # segment starts are always kept
-            row, pix, dx, a_raw, alpha, T = (t.index_select(0, idx) for t in (row, pix, dx, a_raw, alpha, T))
-        w = alpha * T  # [M]
-        D = row_colors.shape[0]
-        out_c = torch.zeros(D, n_pixels, dtype=row_colors.dtype, device=row_colors.device)
-        for d in range(D):
-            out_c[d].index_add_(0, pix, w * row_colors[d].index_select(0, row))
-        out_a = torch.zeros(n_pixels, dtype=row_colors.dtype, device=row_colors.device).index_add_(0, pix, w)
-        ctx.save_for_backward(rp, row_colors, row, pix, seg_start, dx, a_raw, T)
+    def forward(ctx, rp, row_colors, row, xc, pix, perm, seg_start, seg_end, n_pixels):
+        out_c, out_a, dx, a_raw, w, alpha, T = _run_kernel(
+            "forward", rp, row_colors, row, xc, pix, perm, seg_start, n_pixels)  # fmt: skip
+        ctx.save_for_backward(rp, row_colors, row, pix, perm, seg_end, dx, a_raw, w, alpha, T)
         return out_c, out_a
 
     @staticmethod
     def backward(ctx, g_c, g_a):  # g_c [D, P], g_a [P]
-        rp, row_colors, row, pix, seg_start, dx, a_raw, T = ctx.saved_tensors
-        R = rp.shape[1]
-        D = row_colors.shape[0]
-        valid = a_raw >= ALPHA_THRESHOLD
-        alpha = torch.where(valid, a_raw.clamp_max(ALPHA_MAX), torch.zeros_like(a_raw))
-        w = alpha * T
-        g_c = g_c.contiguous()
-        v = g_a.index_select(0, pix)
-        g_col = torch.zeros_like(row_colors)
-        for d in range(D):
-            gd = g_c[d].index_select(0, pix)
-            v = v + row_colors[d].index_select(0, row) * gd
-            g_col[d].index_add_(0, row, w * gd)
-        wv = (w * v).double()
-        cs = torch.cumsum(wv, 0)
-        base = (cs - wv).index_select(0, seg_start)
-        tot = torch.zeros(g_a.shape[0], dtype=torch.float64, device=wv.device).index_add_(0, pix, wv)
-        S = (tot.index_select(0, pix) - (cs - base)).to(alpha.dtype)  # sum of w v over the fragments behind
-        d_alpha = T * v - S / (1.0 - alpha)
-        d_alpha = torch.where(valid & (a_raw <= ALPHA_MAX), d_alpha, torch.zeros_like(d_alpha))
-        d_q = -0.5 * a_raw * d_alpha  # alpha = o exp(-q/2) where not clamped
-        # q = dx (a dx + p1) + p0 with dx = x - mx
-        a = rp[1].index_select(0, row)
-        p1 = rp[2].index_select(0, row)
-        o = rp[4].index_select(0, row)
-        d_qdx = d_q * dx
-        g_rp = torch.zeros_like(rp)
-        g_rp[0].index_add_(0, row, -(d_q * p1 + 2.0 * a * d_qdx))
-        g_rp[1].index_add_(0, row, d_qdx * dx)
-        g_rp[2].index_add_(0, row, d_qdx)
-        g_rp[3].index_add_(0, row, d_q)
-        g_rp[4].index_add_(0, row, a_raw / o.clamp_min(1e-30) * d_alpha)
-        return g_rp, g_col, None, None, None, None, None
+        saved = ctx.saved_tensors
+        g_rp, g_col = _run_kernel("backward", g_c.contiguous(), g_a.contiguous(), *saved)
+        return g_rp, g_col, None, None, None, None, None, None, None
 
 
 def composite_fragments(means2d, conics, opacities, colors, frags: Fragments):
@@ -360,7 +411,8 @@ def composite_fragments(means2d, conics, opacities, colors, frags: Fragments):
     for ch in frags.chunks:
         rp = _row_params(means2d, conics, opacities, ch)
         row_colors = torch.stack([colors[:, d].index_select(0, ch.row_gauss) for d in range(colors.shape[1])])  # [D, R]
-        c, a = _Composite.apply(rp, row_colors, ch.row, ch.xc, ch.pix, ch.seg_start, frags.n_pixels)
+        c, a = _Composite.apply(rp, row_colors, ch.row, ch.xc, ch.pix, ch.perm, ch.seg_start, ch.seg_end,
+                                frags.n_pixels)  # fmt: skip
         out_c, out_a = out_c + c, out_a + a
     return out_c.t(), out_a
 
@@ -371,22 +423,24 @@ def composite_fragments_reference(means2d, conics, opacities, colors, frags: Fra
     out_c = torch.zeros(n, D, dtype=colors.dtype)
     out_a = torch.zeros(n, dtype=colors.dtype)
     for ch in frags.chunks:
-        g = ch.row_gauss[ch.row]
+        row = ch.row.long()[ch.perm]  # compositing order
+        g = ch.row_gauss[row]
         m = means2d[g]
         cn = conics[g]
-        dx = ch.xc - m[:, 0]
-        dy = ch.row_y[ch.row].to(m.dtype) + 0.5 - m[:, 1]
+        dx = ch.xc[ch.perm] - m[:, 0]
+        dy = ch.row_y[row].to(m.dtype) + 0.5 - m[:, 1]
         q = cn[:, 0] * dx * dx + 2.0 * cn[:, 1] * dx * dy + cn[:, 2] * dy * dy
         a_raw = opacities[g] * torch.exp(-0.5 * q)
         alpha = torch.minimum(a_raw, torch.full_like(a_raw, ALPHA_MAX)) * (a_raw >= ALPHA_THRESHOLD)
         log1m = torch.log1p(-alpha).double()
         cs = torch.cumsum(log1m, 0)
         excl = cs - log1m
-        log_t = excl - excl[ch.seg_start]
+        log_t = excl - excl[ch.seg_start.long()]
         keep = ((log_t + log1m) >= _LOG_T_MIN).detach()
         w = alpha * torch.exp(log_t).to(alpha.dtype) * keep
-        out_c = out_c.index_add(0, ch.pix, w[:, None] * colors[g])
-        out_a = out_a.index_add(0, ch.pix, w)
+        pix = ch.pix.long()[ch.perm]
+        out_c = out_c.index_add(0, pix, w[:, None] * colors[g])
+        out_a = out_a.index_add(0, pix, w)
     return out_c, out_a
 
 

@@ -89,6 +89,10 @@ class SplatTrainer:
         if self.config.threads:
             torch.set_num_threads(int(self.config.threads))
         self.device = _resolve_device(self.config.device)
+        if self.config.compile:
+            import importlib
+
+            importlib.import_module("human3d.splat.rasterize").set_compile(True)
         torch.manual_seed(self.config.seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
         self._train: SceneSplit | None = None
