@@ -258,3 +258,19 @@ def test_gsplat_cuda_path_is_never_taken_on_cpu(monkeypatch):
     means, quats, scales, opac, cols = _random_scene(5)
     rc, _, meta = rasterize(means, quats, scales, opac, cols, I4, K, W, H, backend="auto")
     assert meta["backend"] == "torch" and rc.shape == (1, H, W, 3)
+
+
+def test_crop_by_principal_point_shift_equals_crop_of_full_render():
+    # what patch training relies on: a W'xH' camera with (cx - x0, cy - y0) sees exactly the crop, as long as
+    # the 3DGS Jacobian clamp (1.3x the field of view) does not differ: keep Gaussians centred inside the crop
+    means, quats, scales, opac, cols = _random_scene(200, seed=7)
+    uv = project_gaussians(means, I4, K, W, H, quats=quats, scales=scales).means2d[0]
+    inside = (uv[:, 0] > 9) & (uv[:, 0] < 26) & (uv[:, 1] > 5) & (uv[:, 1] < 18)
+    means, quats, scales, opac, cols = (t[inside] for t in (means, quats, scales, opac, cols))
+    assert len(means) > 20
+    full, _, _ = rasterize(means, quats, scales, opac, cols, I4, K, W, H)
+    Kc = K.clone()
+    Kc[0, 0, 2] -= 9
+    Kc[0, 1, 2] -= 5
+    crop, _, _ = rasterize(means, quats, scales, opac, cols, I4, Kc, 17, 13)
+    torch.testing.assert_close(crop[0], full[0, 5:18, 9:26], rtol=1e-10, atol=1e-12)

@@ -71,6 +71,11 @@ class SplatConfig:
     """Adam epsilon (the reference uses 1e-15)."""
     ssim_lambda: float = 0.2
     """Loss = (1 - lambda) L1 + lambda (1 - SSIM)."""
+    patch_size: int = 0
+    """When > 0, each step renders a random ``patch_size`` x ``patch_size`` crop of the training view (the
+    camera's principal point is shifted; images smaller than the patch are used whole): cheaper steps at high
+    resolution. Exact except for Gaussians centred well outside the patch, whose EWA Jacobian is clamped to the
+    patch's field of view (as for any camera in 3DGS). 0 renders whole images (reference)."""
     resolution_schedule: tuple = ()
     """Coarse-to-fine training: ((virtual_step, factor), ...) renders the training views downscaled by ``factor``
     (relative to ``downscale``) from that step on; empty = always full resolution."""
@@ -168,6 +173,8 @@ class SplatConfig:
                 raise InvalidInputError(
                     f"resolution_schedule: expected (step, factor >= 1) pairs, got {self.resolution_schedule}"
                 )
+        if int(self.patch_size) < 0 or 0 < int(self.patch_size) < 16:
+            raise InvalidInputError(f"patch_size: expected 0 (whole images) or at least 16 pixels, got {self.patch_size}")
         if self.max_gaussians is not None and int(self.max_gaussians) <= 0:
             raise InvalidInputError(f"max_gaussians: expected a positive integer or None, got {self.max_gaussians}")
         return self

@@ -231,19 +231,32 @@ class SplatTrainer:
         cfg = self.config
         lvl = self._level(self.current_factor())
         views = self._next_views(cfg.batch_size)
-        cams = lvl["cameras"][views] if len(views) == 1 else Cameras(
-            lvl["cameras"].K[views], lvl["cameras"].world_to_camera[views], lvl["cameras"].width, lvl["cameras"].height)
+        full = lvl["cameras"]
+        K = full.K[views].clone()
         gt = lvl["images"][views]  # [B, H, W, 3]
+        alphas = None if lvl["alphas"] is None else lvl["alphas"][views]
+        W, H = full.width, full.height
+        p = int(cfg.patch_size)
+        if p and (W > p or H > p):  # random crop: shift the principal point
+            pw, ph = min(p, W), min(p, H)
+            x0 = int(torch.randint(0, W - pw + 1, (1,), generator=self.generator))
+            y0 = int(torch.randint(0, H - ph + 1, (1,), generator=self.generator))
+            K[:, 0, 2] -= x0
+            K[:, 1, 2] -= y0
+            gt = gt[:, y0 : y0 + ph, x0 : x0 + pw]
+            alphas = None if alphas is None else alphas[:, y0 : y0 + ph, x0 : x0 + pw]
+            W, H = pw, ph
+        cams = Cameras(K, full.world_to_camera[views], W, H)
         bg = self.background
-        if cfg.random_background and lvl["alphas"] is not None and lvl["bg"] is not None:
+        if cfg.random_background and alphas is not None and lvl["bg"] is not None:
             bg = torch.rand(3, generator=self.generator).to(self.device)
-            gt = gt + (1.0 - lvl["alphas"][views]) * (bg - lvl["bg"])
+            gt = gt + (1.0 - alphas) * (bg - lvl["bg"])
         for group in self.optimizer.param_groups:
             if group["name"] == "means":
                 group["lr"] = expon_lr(self.vstep, cfg.lr_means * self.extent, cfg.lr_means_final * self.extent,
                                        cfg.iterations)  # fmt: skip
         rgb, _, meta = self.render(cams, self.active_sh_degree(), bg)
-        self._last_width = cams.width
+        self._last_width = full.width
         l1 = (rgb - gt).abs().mean()
         loss = (1.0 - cfg.ssim_lambda) * l1
         if cfg.ssim_lambda > 0:
@@ -251,8 +264,9 @@ class SplatTrainer:
         loss.backward()
         densifying = self.vstep < cfg.densify_until
         if densifying and meta["means2d"].grad is not None:
-            accumulate_stats(self.stats, meta["means2d"].grad, meta["visible"], meta["radius"], meta["width"],
-                             meta["height"])  # fmt: skip
+            # NDC units and screen fractions of the whole image, also when training on a crop
+            accumulate_stats(self.stats, meta["means2d"].grad, meta["visible"], meta["radius"], full.width,
+                             full.height)  # fmt: skip
         self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         with torch.no_grad():
