@@ -25,7 +25,7 @@ from torch import nn
 
 from human3d.errors import InvalidInputError
 
-from .nn import ConditionEmbedding, check_cond, check_data, mlp
+from .nn import ConditionEmbedding, check_cond, check_data, mlp, rand, randn
 from .training import History, TrainConfig, make_optimizer, select_device, train_loop
 
 
@@ -63,7 +63,7 @@ def gradient_penalty(
     The result is differentiable w.r.t. the critic's parameters (``create_graph=True``).
     """
     if eps is None:
-        eps = torch.rand(real.shape[0], generator=generator, device=real.device, dtype=real.dtype)
+        eps = rand(real.shape[0], generator=generator, device=real.device, dtype=real.dtype)
     e = eps.reshape(-1, *([1] * (real.dim() - 1)))
     xh = (e * real.detach() + (1 - e) * fake.detach()).requires_grad_(True)
     scores = critic(xh)
@@ -151,7 +151,7 @@ class GAN(nn.Module):
 
     def _noise(self, n, generator=None):
         ref = next(self.parameters())
-        return torch.randn(n, self.latent_dim, device=ref.device, dtype=ref.dtype, generator=generator)
+        return randn((n, self.latent_dim), generator, ref.device, ref.dtype)
 
     def auxiliary_negatives(self, real: torch.Tensor) -> torch.Tensor:
         """Real examples perturbed by Gaussian noise whose std is ``aux_negative_std`` × LogUniform(1/3, 3) per example

@@ -58,6 +58,21 @@ def timestep_embedding(t: torch.Tensor, dim: int, max_period: float = 10000.0) -
     return emb
 
 
+def randn(shape, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
+    """``torch.randn`` that accepts a generator on another device (draws there, then moves): lets callers pass a
+    CPU ``torch.Generator`` for reproducible sampling of models that live on CUDA."""
+    if generator is not None and device is not None and torch.device(device).type != generator.device.type:
+        return torch.randn(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return torch.randn(shape, generator=generator, device=device, dtype=dtype)
+
+
+def rand(shape, generator: torch.Generator | None = None, device=None, dtype=None) -> torch.Tensor:
+    """``torch.rand`` with the same generator/device handling as :func:`randn`."""
+    if generator is not None and device is not None and torch.device(device).type != generator.device.type:
+        return torch.rand(shape, generator=generator, device=generator.device, dtype=dtype).to(device)
+    return torch.rand(shape, generator=generator, device=device, dtype=dtype)
+
+
 # ----------------------------------------------------------------------------------------------------- configs
 def config_to_dict(config: Any) -> dict:
     """Dataclass config -> JSON-compatible dict (tuples become lists)."""

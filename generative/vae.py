@@ -20,7 +20,7 @@ from torch import nn
 
 from human3d.errors import InvalidInputError
 
-from .nn import check_data, mlp
+from .nn import check_data, mlp, randn
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -53,7 +53,7 @@ def bernoulli_log_prob(x: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """z = mu + exp(logvar / 2) * eps, eps ~ N(0, I): a sample of N(mu, diag e^logvar) differentiable in (mu, logvar)."""
-    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    eps = randn(mu.shape, generator, mu.device, mu.dtype)
     return mu + torch.exp(0.5 * logvar) * eps
 
 
@@ -244,7 +244,7 @@ class VAE(_VAEBase):
     ) -> torch.Tensor:
         """Decode z ~ N(0, temperature^2 I): [n, *data_shape] (decoder means unless ``mean=False``)."""
         ref = next(self.parameters())
-        z = temperature * torch.randn(n, self.latent_dim, generator=generator, device=ref.device, dtype=ref.dtype)
+        z = temperature * randn((n, self.latent_dim), generator, ref.device, ref.dtype)
         return self.decode(z, mean=mean, generator=generator)
 
     @torch.no_grad()
@@ -355,12 +355,10 @@ class HierarchicalVAE(_VAEBase):
     ) -> torch.Tensor:
         """Ancestral sampling z_L -> ... -> z_1 -> x (every layer's std scaled by ``temperature``)."""
         ref = next(self.parameters())
-        z = temperature * torch.randn(n, self.latent_dims[-1], generator=generator, device=ref.device, dtype=ref.dtype)
+        z = temperature * randn((n, self.latent_dims[-1]), generator, ref.device, ref.dtype)
         for i in range(len(self.latent_dims) - 2, -1, -1):
             mu, lv = _split_gaussian(self.priors[i](z))
-            z = mu + temperature * torch.exp(0.5 * lv) * torch.randn(
-                mu.shape, generator=generator, device=ref.device, dtype=ref.dtype
-            )
+            z = mu + temperature * torch.exp(0.5 * lv) * randn(mu.shape, generator, ref.device, ref.dtype)
         return self._decode_out(z, mean, generator)
 
     def decode(self, z1: torch.Tensor, mean: bool = True, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -1,8 +1,6 @@
 """Flow tests: each layer's log-det against slogdet of its autograd Jacobian, inverses, ActNorm init, LU layer,
 normalisation of the density, and a fit to a 2-D Gaussian against its closed-form log-density."""
 
-import math
-
 import pytest
 import torch
 from torch.autograd.functional import jacobian

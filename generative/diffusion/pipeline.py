@@ -18,7 +18,7 @@ from torch import nn
 
 from human3d.errors import InvalidInputError
 
-from ..nn import check_cond, check_data
+from ..nn import check_cond, check_data, randn
 from .models import MLPDenoiser, TinyUNet
 from .schedules import DDIMScheduler, DDPMScheduler, NoiseScheduler, make_scheduler
 
@@ -84,7 +84,7 @@ def sample_loop(
     With a condition and ``guidance_scale != 1`` the denoiser is evaluated on the conditional and null condition
     (one batched call) and combined by classifier-free guidance.
     """
-    x = torch.randn(shape, generator=generator, device=device, dtype=dtype) if x_T is None else x_T.clone()
+    x = randn(shape, generator, device, dtype) if x_T is None else x_T.clone()
     B = shape[0]
     guided = cond is not None and guidance_scale != 1.0
     for t in scheduler.timesteps.tolist():

@@ -24,6 +24,8 @@ import torch
 
 from human3d.errors import InvalidInputError
 
+from ..nn import randn
+
 
 def linear_betas(num_timesteps: int, beta_start: float = 1e-4, beta_end: float = 0.02) -> torch.Tensor:
     """β_t = linspace(beta_start, beta_end, T): [T] float64."""
@@ -165,7 +167,7 @@ class DDPMScheduler(NoiseScheduler):
         if prev < 0:
             return SchedulerOutput(mean, x0)
         var = b_t * (1.0 - ab_prev) / (1.0 - ab_t) if self.variance_type == "fixed_small" else b_t
-        noise = torch.randn(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+        noise = randn(sample.shape, generator, sample.device, sample.dtype)
         return SchedulerOutput(mean + math.sqrt(max(var, 0.0)) * noise, x0)
 
 
@@ -198,7 +200,7 @@ class DDIMScheduler(NoiseScheduler):
         sigma = eta * math.sqrt((1.0 - ab_prev) / (1.0 - ab_t)) * math.sqrt(max(1.0 - ab_t / ab_prev, 0.0))
         x_prev = math.sqrt(ab_prev) * x0 + math.sqrt(max(1.0 - ab_prev - sigma**2, 0.0)) * eps
         if sigma > 0:
-            x_prev = x_prev + sigma * torch.randn(sample.shape, generator=generator, device=sample.device, dtype=sample.dtype)
+            x_prev = x_prev + sigma * randn(sample.shape, generator, sample.device, sample.dtype)
         return SchedulerOutput(x_prev, x0)
 
 

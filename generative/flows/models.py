@@ -15,7 +15,7 @@ from torch import nn
 
 from human3d.errors import InvalidInputError
 
-from ..nn import check_data
+from ..nn import check_data, randn
 from .layers import (
     ActNorm,
     AffineCoupling,
@@ -97,7 +97,7 @@ class Flow(nn.Module):
             check_data(cond, "cond", (self.cond_dim,))
             if cond.shape[0] != n:
                 raise InvalidInputError(f"cond: has {cond.shape[0]} rows, expected n={n}")
-        z = temperature * torch.randn(n, self.dim, generator=generator, device=ref.device, dtype=ref.dtype)
+        z = temperature * randn((n, self.dim), generator, ref.device, ref.dtype)
         return self.inverse(z, cond)
 
 
