@@ -478,6 +478,7 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
     if g0 is None:  # start from the mean pose (arms down), not the model's rest pose
         g0 = space.mean.to(device, dtype)[None].expand(B, -1, -1)
     lat = term.latent if (term is not None and cfg.latent_pose) else None
+    prior_sched = cfg.prior_weights(term.name if term is not None else "none")
     sil = _Silhouette(model, masks, K, w2c, sizes, cfg) if masks is not None and cfg.silhouette_weight > 0 else None
     state = {"evals": 0}
     history: list[float] = []
@@ -520,7 +521,7 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
                 prior_w = _anneal(cfg.latent_weights, t)
             elif term is not None:
                 prior_e = term.energy(groups, p["body_pose"])
-                prior_w = _anneal(cfg.pose_prior_weights, t)
+                prior_w = _anneal(prior_sched, t)
             else:
                 prior_e, prior_w = torch.zeros_like(data), 0.0
             e = data + prior_w * prior_e
@@ -538,7 +539,7 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
 
         its = _optimize(variables, lambda: energy_terms()[0], n_iters, cfg.optimizer, cfg.lr_body, cfg.lbfgs_lr,
                         prog, anneal=lambda frac: st.__setitem__("t", frac), on_step=on_step, tol=cfg.tol,
-                        n_sub=len(cfg.pose_prior_weights), lr_final=cfg.lr_body_final)  # fmt: skip
+                        n_sub=len(prior_sched), lr_final=cfg.lr_body_final, eps=cfg.adam_eps)  # fmt: skip
         with torch.no_grad():
             st["t"] = 1.0
             e_final, data, prior_e = energy_terms()
@@ -579,12 +580,12 @@ def _restart_poses(g0: torch.Tensor, space: PoseSpace, n: int) -> list[torch.Ten
 
 
 def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, anneal=None, on_step=None, tol=0.0,
-              n_sub=3, lr_final=0.1) -> int:  # fmt: skip
+              n_sub=3, lr_final=0.1, eps=1e-8) -> int:  # fmt: skip
     """Minimise ``energy_fn().sum()`` over ``variables``; returns the iterations run."""
     if n_iters <= 0:
         return 0
     if optimizer == "adam":
-        opt = torch.optim.Adam(variables, lr=lr)
+        opt = torch.optim.Adam(variables, lr=lr, eps=eps)
         last = None
         for i in range(n_iters):
             frac = i / max(n_iters - 1, 1)
