@@ -107,6 +107,8 @@ class NerfConfig:
     """Linear LR warm-up from ``0.01 * lr``."""
     lr_final_factor: float = 0.03
     """The LR decays exponentially to ``lr * lr_final_factor`` at the end of training."""
+    lr_decay_start: float = 0.5
+    """Fraction of training (steps or time budget) after which the LR starts to decay."""
     adam_eps: float = 1e-15
     """Adam epsilon (instant-ngp uses 1e-15)."""
     adam_betas: tuple[float, float] = (0.9, 0.99)

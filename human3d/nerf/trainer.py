@@ -37,15 +37,18 @@ CHECKPOINT_FILE = "checkpoint.safetensors"
 
 @dataclass
 class LRSchedule:
-    """Learning-rate factor: linear warm-up from 0.01 over ``warmup_steps``, then exponential decay to
-    ``final_factor`` at ``progress = 1`` (progress is the fraction of steps or of the time budget done)."""
+    """Learning-rate factor: linear warm-up from 0.01 over ``warmup_steps``, constant until ``decay_start``, then
+    exponential decay to ``final_factor`` at ``progress = 1`` (progress: fraction of the steps or of the time
+    budget done). A smooth version of nerfacc's x0.33 steps at 50/75/90 %."""
 
     warmup_steps: int = 100
     final_factor: float = 0.03
+    decay_start: float = 0.5
 
     def factor(self, step: int, progress: float) -> float:
         warm = 1.0 if self.warmup_steps <= 0 else min(1.0, 0.01 + 0.99 * step / self.warmup_steps)
-        return warm * self.final_factor ** min(max(progress, 0.0), 1.0)
+        p = min(max((progress - self.decay_start) / max(1e-8, 1.0 - self.decay_start), 0.0), 1.0)
+        return warm * self.final_factor**p
 
 
 def _resolve_device(name: str) -> torch.device:
@@ -60,7 +63,8 @@ class NerfTrainer:
     """Train / evaluate one NeRF run.
 
     Args:
-        config: :class:`NerfConfig` (ignored when resuming: the run's saved config is used).
+        config: :class:`NerfConfig`. When resuming, the run's saved config is used except for ``max_steps`` and
+            ``time_budget_s``, which come from ``config`` when one is given (to train a run further).
         data: dataset folder (Blender or COLMAP, see :func:`human3d.data.scenes.load_scene`).
         out: run folder (created; an existing checkpoint there is resumed).
     """
@@ -70,7 +74,8 @@ class NerfTrainer:
         run_file = self.out / RUN_FILE
         if resume and run_file.is_file():
             saved = self._read_run(self.out)
-            config = NerfConfig.from_dict(saved["config"])
+            budget = {} if config is None else {"max_steps": config.max_steps, "time_budget_s": config.time_budget_s}
+            config = NerfConfig.from_dict({**saved["config"], **budget})  # a resumed run keeps its model config
             data = data if data is not None else saved["data"]
         if config is None or data is None:
             raise InvalidInputError("NerfTrainer: need a config and a dataset path (or a run folder to resume)")
@@ -88,7 +93,7 @@ class NerfTrainer:
         aabb = torch.tensor(self.config.aabb, dtype=torch.float32).view(2, 3) if self.config.aabb else scene["aabb"]
         self.model = build_model(self.config, aabb, self.near, self.far).to(self.device)
         self.optimizer = self._make_optimizer()
-        self.schedule = LRSchedule(self.config.lr_warmup_steps, self.config.lr_final_factor)
+        self.schedule = LRSchedule(self.config.lr_warmup_steps, self.config.lr_final_factor, self.config.lr_decay_start)
         self.step = 0
         self.elapsed = 0.0
         self.num_rays = int(self.config.num_rays)
@@ -210,7 +215,7 @@ class NerfTrainer:
             self.num_rays = int(min(c.max_rays, max(64, self.num_rays * c.target_samples / out.n_samples)))
         return {
             "loss": float(loss.detach()),
-            "psnr": float(-10 * math.log10(max(float(mse), 1e-10))),
+            "psnr": float(-10 * math.log10(max(float(mse.detach()), 1e-10))),
             "rays": origins.shape[0],
             "samples": out.n_samples,
             "lr": c.lr * f,
@@ -412,8 +417,9 @@ class NerfTrainer:
 
     @torch.no_grad()
     def extract_mesh(self, path, resolution: int = 256, threshold: float = 10.0, chunk: int = 1 << 16) -> dict:
-        """Marching cubes (skimage) on the density sampled on a ``resolution^3`` grid over the scene box; vertex
-        colours from the field seen along the inward normal. Writes a PLY (trimesh) atomically."""
+        """Marching cubes (skimage) on the density sampled on a ``resolution^3`` grid over the scene box (zero in
+        cells the occupancy grid marks empty); vertex colours from the field seen along the inward normal.
+        Writes a PLY (trimesh) atomically."""
         import trimesh
         from skimage.measure import marching_cubes
 
@@ -421,7 +427,13 @@ class NerfTrainer:
         lin = [torch.linspace(float(aabb[0, a]), float(aabb[1, a]), resolution) for a in range(3)]
         pts = torch.stack(torch.meshgrid(*lin, indexing="ij"), -1).reshape(-1, 3)
         self.model.eval()
-        dens = torch.cat([self.model.density(pts[i : i + chunk].to(self.device)).cpu() for i in range(0, len(pts), chunk)])
+        grid = getattr(self.model, "grid", None)
+
+        def density(x):  # empty where the occupancy grid says so (e.g. carved away by the masks)
+            d = self.model.density(x)
+            return d * grid.occupied(x) if grid is not None else d
+
+        dens = torch.cat([density(pts[i : i + chunk].to(self.device)).cpu() for i in range(0, len(pts), chunk)])
         vol = dens.view(resolution, resolution, resolution).numpy()
         if not (vol.max() > threshold > vol.min()):
             raise Human3DError(
