@@ -3,12 +3,12 @@ x = (v + u) / 17 - 0.5 in [-0.5, 0.5]^64; 1500 train / 297 held-out.
 
 Baseline: a diagonal Gaussian fitted on the training set (held-out NLL ≈ -29.9 nats; full covariance ≈ -48.8).
 Stated margins on held-out NLL (nats per image; observed values in brackets, CPU, ~1-8 s each):
-  RealNVP (vectors)      < baseline - 15   [-54.5 after 150 steps]
-  Glow (8×8 images)      < baseline - 5    [-42 after 200 steps]
-  MADE                   < baseline - 15   [-51 after 300 steps]
-  VAE (IWAE, K = 64)     < baseline - 15   [-56 after 400 steps]
+  RealNVP (vectors)      < baseline - 15   [-54.6 after 150 steps]
+  Glow (8×8 images)      < baseline - 5    [-46.0 after 200 steps]
+  MADE                   < baseline - 15   [-49.4 after 300 steps]
+  VAE (IWAE, K = 64)     < baseline - 15   [-56.5 after 400 steps]
 Samplers (no likelihood): MMD² of 297 samples to the held-out set < 0.3 × MMD² of uniform noise to it
-  diffusion (MLP denoiser, DDIM 50 steps)  [0.13 vs 0.69]     GAN  [0.12 vs 0.69]
+  diffusion (MLP denoiser, DDIM 50 steps)  [0.14 vs 0.68]     GAN  [0.12 vs 0.68]
 """
 
 import pytest
