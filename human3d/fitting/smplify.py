@@ -13,7 +13,10 @@ Stages (Bogo et al., ECCV 2016, "Keep it SMPL"; Pavlakos et al., CVPR 2019, SMPL
    the orientation from upright, facing the camera and - when ``try_flip`` - also facing away; each person keeps
    the better of the two.
 2. **Full body.** Pose (the :class:`~human3d.fitting.priors.PoseSpace` groups), shape, global orientation and
-   translation against all keypoints, with the pose- and shape-prior weights annealed from strong to weak.
+   translation against all keypoints, with the pose- and shape-prior weights annealed from strong to weak
+   (Adam with a large epsilon, see ``SMPLifyConfig.adam_eps``). With a VAE prior the pose is the decoder's
+   output and its latent code is optimised (VPoser-style, ``latent_pose``). ``restarts`` > 1 repeats the stage
+   from perturbed limb poses and keeps, per person, the run with the lowest data + prior energy.
 
 Energy per person (residuals in units of the person's size ``s``, the longer side of the confident keypoints'
 bounding box, so weights do not depend on image resolution)::
