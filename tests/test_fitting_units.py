@@ -19,11 +19,11 @@ from human3d.fitting.camera_init import (
     facing_rotations,
     similar_triangles_translation,
 )
-from human3d.fitting.config import SMPLifyConfig
+from human3d.fitting.config import PRIOR_WEIGHTS, SMPLifyConfig
 from human3d.fitting.keypoint_fn import AnnyKeypoints, keypoint_function
 from human3d.fitting.losses import geman_mcclure, hinge_limit_energy, keypoint_scale, reprojection_error_px
 from human3d.fitting.priors import hinge_angles, make_pose_term, pose_space
-from human3d.fitting.smplify import _anneal
+from human3d.fitting.smplify import _anneal, _restart_poses
 from human3d.geometry.cameras import make_intrinsics, project_points
 from human3d.geometry.rotations import axis_angle_to_matrix
 
@@ -181,3 +181,21 @@ def test_anneal_and_config_validation():
         SMPLifyConfig().replace(bogus=1)
     R = axis_angle_to_matrix(torch.tensor([0.0, 0.0, 0.0]))
     assert torch.allclose(R, torch.eye(3))
+
+
+def test_prior_schedules_and_restart_poses(anny_model):
+    cfg = SMPLifyConfig()
+    assert cfg.prior_weights("simple") == PRIOR_WEIGHTS["simple"]
+    assert cfg.prior_weights("flow") == PRIOR_WEIGHTS["default"]
+    assert cfg.replace(pose_prior_weights=(1.0, 0.5)).prior_weights("simple") == (1.0, 0.5)
+    for bad in ({"restarts": 0}, {"adam_eps": 0.0}, {"lr_body_final": -1.0}, {"pose_prior_weights": ()}):
+        with pytest.raises(InvalidInputError, match=next(iter(bad))):
+            SMPLifyConfig(**bad)
+    space = pose_space(anny_model)
+    g0 = space.mean[None].expand(2, -1, -1)
+    starts = _restart_poses(g0, space, 3)
+    assert len(starts) == 3 and starts[0] is g0
+    limb = torch.tensor([any(k in n for k in ("upperarm", "lowerarm", "upperleg", "lowerleg")) for n in space.group_names])
+    for g in starts[1:]:
+        assert torch.equal(g[:, ~limb], g0[:, ~limb])  # trunk, head, hands, feet untouched
+        assert (g[:, limb] - g0[:, limb]).abs().amax() > 0.01

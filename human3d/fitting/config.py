@@ -146,7 +146,7 @@ class SMPLifyConfig:
             raise InvalidInputError(f"restart_prior_weight: expected a non-negative number, got {self.restart_prior_weight!r}")
         if self.min_keypoints < 2:
             raise InvalidInputError(f"min_keypoints: expected at least 2, got {self.min_keypoints}")
-        for name in ("lr_camera", "lr_body", "lr_body_final", "lbfgs_lr", "robust_sigma", "robust_sigma_start"):
+        for name in ("lr_camera", "lr_body", "lr_body_final", "adam_eps", "lbfgs_lr", "robust_sigma", "robust_sigma_start"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise InvalidInputError(f"{name}: expected a positive number, got {v!r}")
