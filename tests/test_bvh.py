@@ -85,7 +85,8 @@ def _offsets_by_regex(text: str) -> tuple[list[str], np.ndarray]:
 
 @pytest.mark.parametrize("rel", ["131_01.bvh", "01_01.bvh", "salsa/60_01_scaled_30fps.bvh", "fair1_dab.bvh"])
 def test_zero_channels_fk_equals_summed_offsets(rel):
-    path = next(p for p in [SUBJECT131 / rel, MORE / "cmu_bvh" / rel, MORE / "animated_drawings_bvh" / rel] if p.exists())
+    candidates = [SUBJECT131 / rel, MORE / "cmu_bvh" / rel, MORE / "animated_drawings_bvh" / rel]
+    path = next(p for p in candidates if p.exists())
     text = path.read_text()
     names, heads = _offsets_by_regex(text)
     b = read_bvh(path)

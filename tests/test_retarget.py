@@ -151,7 +151,8 @@ def test_elbows_and_knees_stay_hinges():
     for s in ("L", "R"):
         knee = bp[:, ref.index(f"lowerleg01.{s}") - 1]
         assert _hinge_fraction(knee, torch.tensor([1.0, 0, 0], dtype=torch.float64)) > 0.9
-        axis = torch.cross(ref.segment(f"upperarm01.{s}", f"lowerarm01.{s}"), ref.segment(f"lowerarm01.{s}", f"wrist.{s}"), dim=0)
+        upper = ref.segment(f"upperarm01.{s}", f"lowerarm01.{s}")
+        axis = torch.cross(upper, ref.segment(f"lowerarm01.{s}", f"wrist.{s}"), dim=0)
         elbow = bp[:, ref.index(f"lowerarm01.{s}") - 1]
         assert _hinge_fraction(elbow, axis / axis.norm()) > 0.9
 

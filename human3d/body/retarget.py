@@ -1,4 +1,4 @@
-"""Retarget motion capture (BVH, CMU ASF exp-maps, DeepMimic) onto the default body model, Anny.
+"""Retarget motion capture (BVH rigs of :data:`SPECS`, CMU ASF exp-maps) onto the default body model, Anny.
 
 Feeding mocap joint rotations straight into Anny is wrong: the rest poses differ (Anny rests in an A-pose with
 bent elbows; CMU's T-pose has the legs splayed ~20 degrees; some rigs rest with every bone along one axis) and
@@ -9,6 +9,10 @@ so do the local joint frames. The method here works in *world-axis changes* inst
    :class:`~human3d.body.anny.AnnyBody`) by its up axis and its hip line, and for each mapped Anny bone compute
    ``A`` = the minimal rotation taking the Anny bone's reference direction (zero pose) to the mocap bone's
    direction in the reference pose. Store it in the mocap joint's local frame: ``K_j = Rw_j(ref)^T M_ref^T A``.
+   Twist is fixed where the mocap gives more than a direction: the hand by a second direction (the thumb), and the
+   upper arm and thigh by their hinge: the twist is rotated so that, averaged over the rig's frames, the forearm
+   bends the way Anny's reference elbow bends and the shin bends backwards (:func:`calibrate_rig` pools the
+   clips of one rig; a limb that hardly bends keeps its reference twist).
 2. **Per frame**: the mocap joint's world rotation ``Rw_j(f)`` (FK of the clip) gives the Anny bone's *world
    delta* (its world rotation relative to the zero pose) ``G = M_up Rw_j(f) K_j``. By construction
    ``G r_anny = M_up Rw_j(f) Rw_j(ref)^T t_ref``: the Anny bone points exactly where the mocap bone points,
@@ -337,7 +341,9 @@ def minimal_rotation(a: torch.Tensor, b: torch.Tensor, eps: float = 1e-9) -> tor
     c = (a * b).sum(-1, keepdim=True)
     angle = torch.atan2(s, c)  # [..., 1]
     # Perpendicular fallback axis for the antiparallel case.
-    ref = torch.where(a[..., :1].abs() < 0.9, torch.tensor([1.0, 0, 0], dtype=a.dtype), torch.tensor([0, 1.0, 0], dtype=a.dtype))
+    ex = torch.tensor([1.0, 0.0, 0.0], dtype=a.dtype, device=a.device)
+    ey = torch.tensor([0.0, 1.0, 0.0], dtype=a.dtype, device=a.device)
+    ref = torch.where(a[..., :1].abs() < 0.9, ex, ey)
     perp = torch.cross(a, ref.expand_as(a), dim=-1)
     perp = perp / perp.norm(dim=-1, keepdim=True)
     axis = torch.where(s > 1e-7, axis / s.clamp_min(eps), perp)

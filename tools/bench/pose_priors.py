@@ -87,7 +87,8 @@ def main() -> None:
     clips = [c for c in list_clips() if c.split in ("val", "eval")]
     ds = build_pose_dataset(clips, max_fps=args.max_fps)
     sets = {"held-out CMU/MIT": ds.subset("val"), "Bandai Namco (eval)": ds.subset("eval")}
-    print(f"data: {', '.join(f'{k}: {v.shape[0]} poses' for k, v in sets.items())} (retargeted in {time.time() - t:.0f} s)")
+    sizes = ", ".join(f"{k}: {v.shape[0]} poses" for k, v in sets.items())
+    print(f"data: {sizes} (retargeted in {time.time() - t:.0f} s)")
     priors = {"simple (baseline)": _simple_prior()}
     priors.update({k: load_pose_prior(k) for k in POSE_PRIOR_KINDS})
     cols = ["E_mean", "E_median", "NLL/dim", "AUC_noise", "AUC_random", "AUC_knees"]

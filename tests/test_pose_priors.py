@@ -1,0 +1,230 @@
+"""Shipped pose priors (assets/priors): they load, score held-out real poses (whole clips never trained on) lower
+than perturbed / random / reversed-knee poses, the flow's log-density is exact (autograd-Jacobian change of
+variables), samples look like data and respect the hinge limits, gradients flow, and they drop into fitting."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+from generative.priors.pose import (
+    ANNY_PRIOR_GROUPS,
+    POSE_PRIOR_KINDS,
+    PosePrior,
+    load_pose_prior,
+    pose_prior_path,
+)
+from human3d.data.mocap import ClipInfo, build_pose_dataset
+from human3d.errors import InvalidInputError, ModelFileError
+
+MORE = "mocap_bvh_more"
+# Held-out clips (human3d.data.mocap.HOLDOUT): CMU subject 131 "hop" and CMU walking from the Li et al. split.
+HELD_OUT = [
+    ClipInfo("cmu_mocap_bvh_subject131/131_03.bvh", "cmu_3dsmax_bvh", "CMU", "val"),
+    ClipInfo(f"{MORE}/cmu_expmap_li2018/train/walking/walking_5_stride4.txt", "cmu_expmap", "MIT/CMU", "val", True),
+    ClipInfo(f"{MORE}/cmu_expmap_li2018/train/soccer/soccer_5_stride4.txt", "cmu_expmap", "MIT/CMU", "val", True),
+]
+
+
+@pytest.fixture(scope="module")
+def priors():
+    return {k: load_pose_prior(k) for k in POSE_PRIOR_KINDS}
+
+
+@pytest.fixture(scope="module")
+def held_out():
+    ds = build_pose_dataset(HELD_OUT, max_fps=6)
+    return ds.x  # [N, 51]
+
+
+@pytest.fixture(scope="module")
+def body():
+    from human3d.body.anny import AnnyBody
+
+    return AnnyBody(skinning="lbs")
+
+
+def _auc(pos: torch.Tensor, neg: torch.Tensor) -> float:
+    d = neg[None, :] - pos[:, None]
+    return float(((d > 0).float() + 0.5 * (d == 0).float()).mean())
+
+
+def _group(name: str) -> int:
+    return [n for n, _ in ANNY_PRIOR_GROUPS].index(name)
+
+
+def test_shipped_priors_load_and_describe_their_vector(priors, body):
+    from human3d.fitting.priors import pose_space
+
+    space = pose_space(body)
+    for kind, p in priors.items():
+        path = pose_prior_path(kind)
+        assert path.stat().st_size < 2_000_000, kind
+        assert isinstance(p, PosePrior) and p.dim == 51 and p.kind == kind
+        assert p.group_names == space.group_names  # same groups, same order as the fitting pose space
+        assert p.body_pose_joints == body.joint_names[1:]
+        torch.testing.assert_close(p.expand, space.expand)
+        prov = p.provenance
+        assert "mocap.cs.cmu.edu" in prov["credit"] and "NSF EIA-0196217" in prov["credit"]
+        assert not any("dataset-1" in c for c in prov["train_clips"])  # Bandai Namco never trains
+        assert not set(prov["train_clips"]) & set(prov["val_clips"])
+        assert not any(q.requires_grad for q in p.parameters())  # frozen
+    assert priors["gaussian"].exact_log_prob and priors["flow"].exact_log_prob
+    assert not priors["vae"].exact_log_prob
+    text = (pose_prior_path("flow").parent / "PROVENANCE.md").read_text()
+    assert "NSF EIA-0196217" in text and "131_03" in text
+
+
+def test_body_pose_mapping_round_trip(priors, held_out):
+    p = priors["gaussian"]
+    bp = p.to_body_pose(held_out)
+    assert bp.shape == (held_out.shape[0], 309)
+    torch.testing.assert_close(p.from_body_pose(bp), held_out)
+    torch.testing.assert_close(p.from_body_pose(bp.view(-1, 103, 3)), held_out)
+    # The trunk rotation is split equally over the five spine bones.
+    j = p.body_pose_joints.index("spine03")
+    torch.testing.assert_close(bp.view(-1, 103, 3)[:, j], held_out.view(-1, 17, 3)[:, _group("trunk")] / 5)
+    with pytest.raises(InvalidInputError, match="body_pose"):
+        p.from_body_pose(torch.zeros(2, 300))
+
+
+def _reverse_knees(x: torch.Tensor) -> torch.Tensor:
+    out = x.clone().view(x.shape[0], -1, 3)
+    for s in "LR":
+        out[:, _group(f"lowerleg01.{s}")] = torch.tensor([-1.0, 0.0, 0.0])  # shin swung 57 deg forwards
+    return out.view(x.shape[0], -1)
+
+
+@pytest.mark.parametrize("kind", POSE_PRIOR_KINDS)
+def test_held_out_real_poses_beat_implausible_ones(priors, held_out, kind):
+    """AUC >= 0.9: P(E(real held-out pose) < E(other pose)) against three kinds of implausible poses."""
+    p = priors[kind]
+    g = torch.Generator().manual_seed(0)
+    x = held_out
+    with torch.no_grad():
+        e_real = p.energy(x)
+        e_noise = p.energy(x + 0.3 * torch.randn(x.shape, generator=g))
+        e_rand = p.energy((torch.rand(x.shape, generator=g) * 2 - 1) * 1.5)
+        e_knee = p.energy(_reverse_knees(x))
+    assert torch.isfinite(e_real).all()
+    assert _auc(e_real, e_noise) >= 0.9, kind
+    assert _auc(e_real, e_rand) >= 0.9, kind
+    assert _auc(e_real, e_knee) >= 0.9, kind
+
+
+def test_flow_log_prob_is_an_exact_change_of_variables(priors, held_out):
+    """log p(x) = log N(f(u); 0, I) + log|det df/du| - sum(log scale), u = (x - loc) / scale, with the Jacobian
+    from autograd and its log-determinant from torch.slogdet (independent of the flow's own log-det sums)."""
+    fp = priors["flow"].prior
+    flow = fp.model
+    x = held_out[:3].double()
+    flow64 = flow.double()
+    try:
+        for xi in x:
+            u = (xi - fp.loc.double()) / fp.scale.double()
+            z = flow64(u[None])[0][0]
+            J = torch.autograd.functional.jacobian(lambda v: flow64(v[None])[0][0], u)
+            sign, logdet = torch.linalg.slogdet(J)
+            ref = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum() + logdet - torch.log(fp.scale.double()).sum()
+            assert float(sign) != 0.0
+            got = fp.log_prob(xi[None].float()).double()[0]
+            assert abs(float(got - ref)) < 1e-3 * max(1.0, abs(float(ref)))
+    finally:
+        flow.float()
+    # The Gaussian prior against torch.distributions.
+    gp = priors["gaussian"].prior
+    mvn = torch.distributions.MultivariateNormal(gp.mean.double(), scale_tril=gp.scale_tril.double())
+    u = (held_out.double() - gp.loc.double()) / gp.scale.double()
+    ref = mvn.log_prob(u) - torch.log(gp.scale.double()).sum()
+    torch.testing.assert_close(gp.log_prob(held_out).double(), ref, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kind", POSE_PRIOR_KINDS)
+def test_samples_look_like_data_and_respect_hinge_limits(priors, held_out, kind):
+    p = priors[kind]
+    s = p.sample(400, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (400, 51) and torch.isfinite(s).all()
+    # Statistics of the training poses (stored at build time): each group's mean rotation angle within 0.25 rad
+    # (observed: <= 0.18, the GAN); each coordinate's mean within max(1 training std, 0.15 rad) (observed: the GAN's
+    # worst is 0.13 rad = 1.1 std on a clavicle coordinate of std 0.12).
+    stats = p.provenance["train_stats"]
+    mean, std = torch.tensor(stats["mean"]), torch.tensor(stats["std"])
+    angle = s.view(-1, 17, 3).norm(dim=-1).mean(0)
+    assert float((angle - torch.tensor(stats["group_angle_mean"])).abs().max()) < 0.25, kind
+    assert bool(((s.mean(0) - mean).abs() < torch.clamp(std, min=0.15)).all()), kind
+    # Under the exact flow density, learned priors' samples are about as likely as real held-out poses (median
+    # sample energy below the held-out poses' 90th percentile); the Gaussian's, which ignores the correlations
+    # between joints, only stay far below uniformly random poses.
+    flow = priors["flow"]
+    with torch.no_grad():
+        e_s, e_d = flow.energy(s), flow.energy(held_out)
+        e_r = flow.energy((torch.rand(s.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1) * 1.5)
+    assert float(e_d.quantile(0.9)) < float(e_r.median())
+    if kind == "gaussian":
+        assert float(e_s.median()) < float(e_r.quantile(0.01)), kind
+    else:
+        assert float(e_s.median()) < float(e_d.quantile(0.9)), kind
+    # Hinge limits of the fitting pose space (knee flexion in [-0.1, 2.6] rad about +X; 0.2 rad slack).
+    for side in "LR":
+        knee = s.view(-1, 17, 3)[:, _group(f"lowerleg01.{side}"), 0]
+        assert float(((knee > -0.3) & (knee < 2.8)).float().mean()) > 0.95, kind
+
+
+def test_energy_gradients_flow_and_match_finite_differences(priors, held_out):
+    """Autograd directional derivatives against central differences, both in float64."""
+    import copy
+
+    x0 = held_out[:4].double()
+    d = torch.randn(x0.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    d = d / d.norm(dim=-1, keepdim=True)
+    for kind, p32 in priors.items():
+        x = x0.float().requires_grad_(True)
+        (g32,) = torch.autograd.grad(p32.energy(x).sum(), x)  # the shipped float32 prior: gradients flow
+        assert torch.isfinite(g32).all() and float(g32.abs().sum()) > 0, kind
+        p = copy.deepcopy(p32).double()
+        x = x0.clone().requires_grad_(True)
+        (g,) = torch.autograd.grad(p.energy(x).sum(), x)
+        h = 1e-6  # small: the GAN discriminator is piecewise linear (leaky ReLU)
+        with torch.no_grad():
+            fd = (p.energy(x0 + h * d) - p.energy(x0 - h * d)) / (2 * h)  # [B]
+        an = (g * d).sum(-1)
+        torch.testing.assert_close(an, fd, rtol=1e-4, atol=1e-6 * float(fd.abs().max()) + 1e-6, msg=kind)
+        torch.testing.assert_close(g.float(), g32, rtol=1e-2, atol=1e-2 * float(g32.abs().max()), msg=kind)
+
+
+def test_priors_drop_into_the_fitting_prior_slot(priors, body, held_out):
+    from human3d.fitting.priors import make_pose_term, pose_space
+
+    space = pose_space(body)
+    groups = held_out[:5].view(5, 17, 3)
+    bp = space.body_pose(groups)
+    for kind in ("vae", "flow", "diffusion", "gan"):
+        term = make_pose_term(kind, space, body)  # loads the shipped prior by kind name
+        torch.testing.assert_close(term.energy(groups, bp), priors[kind].energy(held_out[:5]))
+    term = make_pose_term(priors["gaussian"], space, body)  # a Prior object of dim 3 * groups
+    torch.testing.assert_close(term.energy(groups, bp), priors["gaussian"].energy(held_out[:5]))
+
+
+def test_bad_requests_raise_clear_errors(tmp_path):
+    with pytest.raises(InvalidInputError, match="kind"):
+        load_pose_prior("made-up")
+    with pytest.raises(InvalidInputError, match="anny"):
+        load_pose_prior("flow", model="smpl")
+    with pytest.raises(ModelFileError, match="not found"):
+        load_pose_prior("flow", root=tmp_path)
+    src = pose_prior_path("gaussian")
+    shutil.copy(src, tmp_path / src.name)
+    cfg = json.loads(src.with_suffix(".json").read_text())
+    del cfg["provenance"]["pose"]
+    (tmp_path / src.with_suffix(".json").name).write_text(json.dumps(cfg))
+    with pytest.raises(ModelFileError, match="provenance.pose"):
+        load_pose_prior("gaussian", root=tmp_path)
+    (tmp_path / src.with_suffix(".json").name).write_text("{not json")
+    with pytest.raises(ModelFileError, match="JSON"):
+        load_pose_prior("gaussian", root=tmp_path)
+    with pytest.raises(InvalidInputError, match="x"):
+        load_pose_prior("gaussian").energy(torch.zeros(2, 50))
