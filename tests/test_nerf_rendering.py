@@ -253,3 +253,26 @@ def test_carve_from_masks_keeps_the_object():
     assert grid.hull.view(-1)[inside_sphere].all()  # every cell of the object survives
     assert not grid.hull.view(-1)[centers.norm(dim=-1) > 1.2].any()  # far cells are carved
     assert torch.equal(grid.binary, grid.hull)
+
+
+def test_progressive_culling_equals_full_transmittance():
+    from human3d.nerf import render_transmittance
+
+    g = torch.Generator().manual_seed(5)
+    grid = OccupancyGrid(torch.tensor([[-1.0, -1, -1], [1, 1, 1]]), resolution=8)
+    o = torch.tensor([0.0, 0.0, -3.0]) + torch.randn(40, 3, generator=g) * 0.2
+    d = torch.nn.functional.normalize(torch.tensor([0.0, 0.0, 1.0]) + torch.randn(40, 3, generator=g) * 0.2, dim=-1)
+    table = torch.rand(8, 8, 8, generator=g) ** 6 * 200  # sparse, sometimes opaque cells
+
+    def sigma_fn(smp, p):
+        ijk = ((p + 1) / 2 * 8).floor().long().clamp(0, 7)
+        return table[ijk[:, 0], ijk[:, 1], ijk[:, 2]]
+
+    full = grid.march(o, d, 0.0, 10.0, 0.01)
+    assert full.counts().max() > 100  # several culling rounds per ray
+    trans, alphas = render_transmittance(sigma_fn(full, full.positions(o, d)), full.t_starts, full.t_ends,
+                                         full.ray_indices, 40)  # fmt: skip
+    for eps, athr in ((1e-4, 0.0), (1e-2, 1e-3)):
+        expect = (trans > eps) & (alphas >= athr)
+        got = grid.march(o, d, 0.0, 10.0, 0.01, sigma_fn=sigma_fn, early_stop_eps=eps, alpha_thre=athr)
+        assert torch.equal(got.t_starts, full.t_starts[expect]) and torch.equal(got.ray_indices, full.ray_indices[expect])

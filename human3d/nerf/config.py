@@ -165,17 +165,20 @@ class NerfConfig:
 
 
 PRESETS: dict[str, dict] = {
-    # CPU: a smaller hash grid, a coarser occupancy update, fewer samples per step
+    # CPU: a smaller hash grid (max resolution 512 suits ~400 px images), more levels stored densely, a coarser ray
+    # step and occupancy update, fewer samples per step
     "fast": dict(
         model="ngp",
-        n_levels=16,
+        n_levels=12,
         n_features_per_level=2,
         log2_table_size=17,
-        max_resolution=1024,
+        dense_max_entries=1 << 21,
+        max_resolution=512,
         grid_resolution=128,
+        render_step_size=3 * 3**0.5 / 768,
         grid_update_fraction=0.125,
         grid_warmup_fraction=0.125,
-        target_samples=1 << 16,
+        target_samples=1 << 15,
         num_rays=1024,
         max_rays=1 << 13,
         max_steps=3000,

@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from human3d.nerf.rendering import render_transmittance
+from human3d.nerf.rendering import exclusive_segment_cumsum, segment_starts
 from human3d.nerf.samplers import RaySamples, ray_aabb_intersect
 
 __all__ = ["OccupancyGrid"]
@@ -50,6 +50,27 @@ class OccupancyGrid(nn.Module):
         """[..., 3] -> bool [...]: inside the box and in an occupied cell."""
         lin, inside = self.cell_index(x)
         return self.binary.view(-1)[lin] & inside
+
+    def _lookup(self, grid: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """Value of a bool grid [n, n, n] over the box at points [..., 3] (clamped to the box)."""
+        n = grid.shape[0]
+        u = (x - self.aabb[0]) / (self.aabb[1] - self.aabb[0])
+        ijk = (u * n).long().clamp(0, n - 1)
+        return grid.view(-1)[(ijk[..., 0] * n + ijk[..., 1]) * n + ijk[..., 2]]
+
+    def _coarse_grid(self) -> tuple[torch.Tensor, float]:
+        """The binary grid max-pooled to about 32^3 and dilated by one coarse cell (cached until ``binary``
+        changes); returns it and its smallest cell size."""
+        key = (self.binary._version, self.binary.data_ptr())
+        if getattr(self, "_coarse_key", None) != key:
+            pool = max(1, self.resolution // 32)
+            b = self.binary.float()[None, None]
+            c = torch.nn.functional.max_pool3d(b, pool, stride=pool, ceil_mode=True)
+            c = torch.nn.functional.max_pool3d(c, 3, stride=1, padding=1)
+            self._coarse = c[0, 0] > 0
+            self._coarse_cell = float(((self.aabb[1] - self.aabb[0]) / self._coarse.shape[0]).min())
+            self._coarse_key = key
+        return self._coarse, self._coarse_cell
 
     def occupancy_fraction(self) -> float:
         return float(self.binary.float().mean())
@@ -179,27 +200,63 @@ class OccupancyGrid(nn.Module):
         if k_max == 0:
             empty = torch.zeros(0, device=dev)
             return RaySamples(torch.zeros(0, dtype=torch.long, device=dev), empty, empty, R)
-        rays_per_chunk = max(1, max_candidates // k_max)
-        ks = torch.arange(k_max, device=dev, dtype=origins.dtype)
+        # coarse-to-fine: test groups of G fine steps against a pooled + dilated copy of the grid, then test the
+        # fine steps of the groups that may be occupied (same result as testing every fine step, far fewer tests)
+        coarse, coarse_cell = self._coarse_grid()
+        G = int(max(1, min(16, coarse_cell // step_size)))  # G * step <= coarse cell: dilation by 1 is conservative
+        kc_max = -(-k_max // G)
+        rays_per_chunk = max(1, max_candidates // kc_max)
+        kc = torch.arange(kc_max, device=dev, dtype=origins.dtype)
+        kf = torch.arange(G, device=dev)
         ri_list, ts_list = [], []
         for a in range(0, R, rays_per_chunk):
             b = min(R, a + rays_per_chunk)
-            t_s = t0[a:b, None] + ks[None] * step_size  # [r, K]
+            tc = t0[a:b, None] + (kc[None] + 0.5) * (G * step_size)  # [r, Kc] group midpoints
+            pts = origins[a:b, None] + dirs[a:b, None] * tc[..., None]
+            hit = (t0[a:b, None] + kc[None] * (G * step_size) < t1[a:b, None]) & self._lookup(coarse, pts)
+            r_idx, c_idx = torch.nonzero(hit, as_tuple=True)
+            k = c_idx[:, None] * G + kf[None]  # [M, G] fine step indices of the candidate groups
+            r_idx = r_idx + a
+            t_s = t0[r_idx, None] + k.to(origins.dtype) * step_size
             t_m = t_s + 0.5 * step_size
-            valid = t_m < t1[a:b, None]
-            pts = origins[a:b, None] + dirs[a:b, None] * t_m[..., None]  # [r, K, 3]
-            keep = valid & self.occupied(pts)
-            r_idx, k_idx = torch.nonzero(keep, as_tuple=True)
-            ri_list.append(r_idx + a)
-            ts_list.append(t_s[r_idx, k_idx])
+            fine_pts = origins[r_idx, None] + dirs[r_idx, None] * t_m[..., None]
+            keep = (t_m < t1[r_idx, None]) & self.occupied(fine_pts)
+            m_idx, g_idx = torch.nonzero(keep, as_tuple=True)
+            ri_list.append(r_idx[m_idx])
+            ts_list.append(t_s[m_idx, g_idx])
         ray_indices = torch.cat(ri_list)
         t_starts = torch.cat(ts_list)
         samples = RaySamples(ray_indices, t_starts, t_starts + step_size, R)
         if sigma_fn is not None and len(samples) > 0:
-            sig = sigma_fn(samples, samples.positions(origins, dirs))
-            trans, alphas = render_transmittance(sig, samples.t_starts, samples.t_ends, samples.ray_indices, R)
-            keep = trans > early_stop_eps
-            if alpha_thre > 0:
-                keep &= alphas >= alpha_thre
-            samples = samples.select(keep)
+            samples = samples.select(self._cull(samples, origins, dirs, sigma_fn, early_stop_eps, alpha_thre))
         return samples
+
+    @staticmethod
+    def _cull(samples, origins, dirs, sigma_fn, early_stop_eps, alpha_thre, round_size: int = 32) -> torch.Tensor:
+        """Keep-mask [S] of samples with ``T > early_stop_eps`` (and ``alpha >= alpha_thre``), evaluating the density
+        progressively: rounds of ``round_size`` samples per ray, rays whose transmittance has vanished drop out, so
+        the samples far behind surfaces are never evaluated."""
+        R = samples.n_rays
+        ri = samples.ray_indices
+        starts, counts = segment_starts(ri, R)
+        rank = torch.arange(len(samples), device=ri.device) - starts[ri]  # position of each sample on its ray
+        rnd = rank // round_size
+        tau = torch.zeros(R, dtype=torch.float64, device=ri.device)  # optical depth accumulated so far
+        alive = torch.ones(R, dtype=torch.bool, device=ri.device)
+        keep = torch.zeros(len(samples), dtype=torch.bool, device=ri.device)
+        for r in range(int(counts.max()) // round_size + 1):
+            idx = torch.nonzero((rnd == r) & alive[ri])[:, 0]  # ascending: still packed by ray
+            if idx.numel() == 0:
+                break
+            sub = samples.select(idx)
+            sig = sigma_fn(sub, sub.positions(origins, dirs))
+            sd = (sig * (sub.t_ends - sub.t_starts)).double()
+            excl = exclusive_segment_cumsum(sd, sub.ray_indices, R)
+            trans = torch.exp(-(tau[sub.ray_indices] + excl))
+            k = trans > early_stop_eps
+            if alpha_thre > 0:
+                k &= (1.0 - torch.exp(-sd)) >= alpha_thre
+            keep[idx] = k
+            tau.index_add_(0, sub.ray_indices, sd)
+            alive &= torch.exp(-tau) > early_stop_eps
+        return keep

@@ -149,7 +149,8 @@ class NerfTrainer:
             return torch.optim.Adam(self.model.param_groups(), **kw)
 
     # ----------------------------------------------------------------------------------------- batches
-    def _prepare_rays(self):
+    def prepare(self) -> None:
+        """Move the training rays' data to the device (done by :meth:`train`; call it before :meth:`train_step`)."""
         s = self.train_split
         dev = self.device
         self._images = s.images.reshape(-1, 3).to(dev)  # [N*H*W, 3]
@@ -230,7 +231,7 @@ class NerfTrainer:
         from tqdm.auto import tqdm
 
         c = self.config
-        self._prepare_rays()
+        self.prepare()
         total = c.max_steps
         bar = tqdm(total=total, initial=self.step, disable=not progress, desc="nerf", dynamic_ncols=True)
         log_path = self.out / "log.jsonl"
