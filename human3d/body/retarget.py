@@ -9,6 +9,11 @@ so do the local joint frames. The method here works in *world-axis changes* inst
    :class:`~human3d.body.anny.AnnyBody`) by its up axis and its hip line, and for each mapped Anny bone compute
    ``A`` = the minimal rotation taking the Anny bone's reference direction (zero pose) to the mocap bone's
    direction in the reference pose. Store it in the mocap joint's local frame: ``K_j = Rw_j(ref)^T M_ref^T A``.
+   The feet are the exception: rigs place their ankle and toe joints too differently for the ankle -> toe
+   direction to mean the same thing (CMU subject 131's toe joint sits above its ankle when standing, Bandai's 40
+   degrees below), so a foot starts neutral in the reference pose and is then re-levelled on data: over the
+   stance frames (the lowest 20 % of each ankle's heights), the median pitch of Anny's foot below its zero-pose
+   pitch (where it stands flat) is removed, so that feet on the ground lie flat.
    Twist is fixed where the mocap gives more than a direction: the hand by a second direction (the thumb), and the
    upper arm and thigh by their hinge: the twist is rotated so that, averaged over the rig's frames, the forearm
    bends the way Anny's reference elbow bends and the shin bends backwards (:func:`calibrate_rig` pools the
@@ -93,7 +98,14 @@ for _s in ("L", "R"):
     )
 # Roles whose calibration falls back to another role's when the mocap has no usable direction for them
 # ("identity": the bone is in Anny's zero pose in the mocap reference pose, e.g. the head of a neutral stance).
-_FALLBACK = {"head": "identity", "hand.L": "forearm.L", "hand.R": "forearm.R"}
+_FALLBACK = {
+    "head": "identity", "hand.L": "forearm.L", "hand.R": "forearm.R", "foot.L": "shin.L", "foot.R": "shin.R",
+}  # fmt: skip
+# Roles calibrated as neutral in the reference pose (their fallback) even when the mocap gives a direction: the
+# ankle -> toe segment depends on where each rig puts its ankle and toe joints (CMU's toe joint sits above the
+# ankle's height in some subjects, Bandai's 40 degrees below it), so matching it would tilt Anny's feet by tens
+# of degrees; rest poses and neutral stances have flat feet, i.e. a zero ankle delta.
+NEUTRAL_AT_REFERENCE = {"foot.L", "foot.R"}
 # Secondary Anny directions used to fix a role's twist in the reference pose (thumb side of the hand).
 ANNY_SECONDARY: dict[str, tuple[str, str]] = {f"hand.{s}": (f"wrist.{s}", f"finger1-3.{s}") for s in ("L", "R")}
 # Hinges: (parent role, child role). The parent's twist is calibrated on data so that the child's bend
@@ -453,6 +465,8 @@ class Calibration:
     """``[3, 3]`` mocap world -> Y-up world."""
     hinge_twists: dict[str, float] = dataclasses.field(default_factory=dict)
     """Twist corrections (radians) applied to the hinge parents (``"upperarm.L"``, ``"thigh.R"``, ...)."""
+    foot_pitches: dict[str, float] = dataclasses.field(default_factory=dict)
+    """Pitch (radians, about the foot's lateral axis) removed from the feet so that they lie flat in stance."""
 
 
 def _reference_pose(motion: Motion, spec: SkeletonSpec) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -516,7 +530,7 @@ def _direction_calibration(motion: Motion, spec: SkeletonSpec, anny: AnnyReferen
     for role, bm in spec.bones.items():
         if role not in ANNY_ROLES:
             raise InvalidInputError(f"spec {spec.name}: unknown Anny role {role!r}")
-        t = direction(bm.calib)
+        t = None if role in NEUTRAL_AT_REFERENCE else direction(bm.calib)
         if t is None:
             pending.append(role)
             continue
@@ -572,6 +586,42 @@ def _hinge_twists(
     return out
 
 
+def _foot_pitches(
+    motions: list[Motion], cals: list[Calibration], anny: AnnyReference, max_fps: float
+) -> dict[str, float]:
+    """How much lower (radians) each Anny foot points than in the zero pose, where it stands flat, over the stance
+    frames of ``motions`` (the 20 % of frames where that ankle is lowest): median over frames, per side."""
+    spec = cals[0].spec
+
+    def pitch(d):  # [..., 3] -> angle below the horizontal plane
+        return torch.atan2(-d[..., 1], d[..., [0, 2]].norm(dim=-1))
+
+    out = {}
+    for s in ("L", "R"):
+        foot = f"foot.{s}"
+        if foot not in spec.bones:
+            continue
+        r = anny.segment(*ANNY_ROLES[foot][1])
+        vals = []
+        for m, cal in zip(motions, cals):
+            sub = m.subsample(max_fps)
+            pos, rot = sub.forward_kinematics()
+            j = sub.index(spec.bones[foot].rot)
+            height = (pos[:, j] @ cal.M_up.T)[:, 1]  # [F]
+            stance = height <= torch.quantile(height, 0.2)
+            G = cal.M_up @ rot[stance][:, j] @ cal.K[foot]  # [S, 3, 3]
+            vals.append(pitch((G @ r[:, None])[..., 0]) - pitch(r))
+        out[foot] = float(torch.cat(vals).median())
+    return out
+
+
+def _apply_foot_pitches(cal: Calibration, pitches: dict[str, float]) -> Calibration:
+    K = dict(cal.K)
+    for foot, theta in pitches.items():
+        K[foot] = K[foot] @ axis_angle_to_matrix(torch.tensor([-theta, 0.0, 0.0], dtype=torch.float64))
+    return dataclasses.replace(cal, K=K, foot_pitches=dict(pitches))
+
+
 def _apply_twists(cal: Calibration, twists: dict[str, float], anny: AnnyReference) -> Calibration:
     K = dict(cal.K)
     for parent, psi in twists.items():
@@ -613,7 +663,11 @@ def calibrate_rig(
         raise InvalidInputError(f"hinge_clips: expected {len(motions)} flags, got {len(use)}")
     sel = [i for i, u in enumerate(use) if u]
     twists = _hinge_twists([motions[i] for i in sel], [cals[i] for i in sel], anny, hinge_max_fps, min_bend)
-    return [_apply_twists(c, twists, anny) for c in cals]
+    cals = [_apply_twists(c, twists, anny) for c in cals]
+    if spec.reference == "rest":  # each clip's own skeleton: its own stance ankle angle
+        return [_apply_foot_pitches(c, _foot_pitches([m], [c], anny, hinge_max_fps)) for m, c in zip(motions, cals)]
+    pitches = _foot_pitches([motions[i] for i in sel], [cals[i] for i in sel], anny, hinge_max_fps)
+    return [_apply_foot_pitches(c, pitches) for c in cals]
 
 
 def calibrate(
