@@ -70,7 +70,7 @@ def _layers():
         ("coupling_tanh", _perturb(AffineCoupling(5, (8,)).double()), vec, None),
         ("coupling_sigmoid", _perturb(AffineCoupling(5, (8,), scale="sigmoid").double()), vec, None),
         ("coupling_cond", _perturb(AffineCoupling(5, (8,), cond_dim=2).double()), vec, cond),
-        ("coupling2d", _perturb(AffineCoupling2d(4, 8).double(), 0.2), img, None),
+        ("coupling2d_sigmoid", _perturb(AffineCoupling2d(4, 8, scale="sigmoid").double(), 0.2), img, None),
         ("coupling2d_cond", _perturb(AffineCoupling2d(4, 8, cond_dim=3, scale="tanh").double(), 0.2), img, cond_img),
         ("squeeze", Squeeze(), img, None),
         ("split_prior", _perturb(SplitPrior(4).double(), 0.2), img, None),

@@ -8,6 +8,8 @@ Layers accept vectors [B, C] and (where stated) images [B, C, H, W]; for images 
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -121,9 +123,13 @@ class Permutation(nn.Module):
 
 
 def _log_scale(raw: torch.Tensor, kind: str, clamp: float) -> torch.Tensor:
+    """Coupling log-scale from the raw network output. ``"tanh"``: clamp · tanh(raw / clamp) in (-clamp, clamp);
+    ``"sigmoid"`` (Glow): s = sigmoid(raw + 2), kept above e^{-clamp} so that the inverse (division by s) stays
+    bounded when sampling drives raw far negative: s = e^{-clamp} + (1 - e^{-clamp}) sigmoid(raw + 2)."""
     if kind == "tanh":
         return clamp * torch.tanh(raw / clamp)  # soft clamp to (-clamp, clamp), identity near 0
-    return F.logsigmoid(raw + 2.0)  # Glow: s = sigmoid(h + 2) in (0, 1)
+    floor = math.exp(-clamp)
+    return torch.log(floor + (1.0 - floor) * torch.sigmoid(raw + 2.0))
 
 
 class AffineCoupling(nn.Module):
@@ -173,7 +179,7 @@ class AffineCoupling2d(nn.Module):
     broadcast over the pixels and concatenated as extra input channels."""
 
     def __init__(
-        self, channels: int, hidden: int = 64, cond_dim: int = 0, scale: str = "sigmoid", clamp: float = 2.0
+        self, channels: int, hidden: int = 64, cond_dim: int = 0, scale: str = "tanh", clamp: float = 2.0
     ):
         super().__init__()
         if scale not in ("tanh", "sigmoid"):

@@ -170,8 +170,8 @@ class GlowConfig:
     """Width of the coupling conv nets."""
     cond_dim: int = 0
     """Size of condition vectors (0: unconditional), fed to every coupling."""
-    scale: str = "sigmoid"
-    """Coupling scale: ``"sigmoid"`` (Glow) or ``"tanh"``."""
+    scale: str = "tanh"
+    """Coupling scale: ``"tanh"`` (soft-clamped log-scale; the most stable when sampling) or ``"sigmoid"`` (Glow)."""
     learned_split_prior: bool = True
     """Factored-out halves get a learned conditional Gaussian prior (else N(0, I))."""
 

@@ -49,6 +49,8 @@ __all__ = [
     "groups_from_body_pose",
     "body_pose_from_groups",
     "assets_dir",
+    "group_expand_matrix",
+    "pose_provenance",
 ]
 
 POSE_PRIOR_KINDS = ("gaussian", "vae", "flow", "diffusion", "gan")
@@ -68,7 +70,7 @@ def assets_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "assets" / "priors"
 
 
-def _expand_matrix(groups: list[tuple[str, list[str]]], joints: list[str]) -> torch.Tensor:
+def group_expand_matrix(groups: list[tuple[str, list[str]]], joints: list[str]) -> torch.Tensor:
     """``[G, J]``: body_pose joint j gets ``sum_g E[g, j] r_g`` (``1/k`` for each of a group's k members)."""
     E = torch.zeros(len(groups), len(joints))
     for g, (name, members) in enumerate(groups):
@@ -118,7 +120,7 @@ class PosePrior(nn.Module):
         self.body_pose_joints = list(body_pose_joints)
         self.kind, self.model_family = kind, model
         self.provenance = provenance or {}
-        self.register_buffer("expand", _expand_matrix(self.groups, self.body_pose_joints), persistent=False)
+        self.register_buffer("expand", group_expand_matrix(self.groups, self.body_pose_joints), persistent=False)
 
     # ---- Prior protocol ---------------------------------------------------------------------------------------
     @property
