@@ -6,6 +6,7 @@ import typer
 
 from human3d.cli import body as body_cli
 from human3d.cli import fit as fit_cli
+from human3d.cli import nerf as nerf_cli
 from human3d.cli import splat as splat_cli
 
 app = typer.Typer(
@@ -18,6 +19,7 @@ app = typer.Typer(
 app.add_typer(body_cli.app, name="body")
 app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
 app.command("fit", help=fit_cli.fit.__doc__)(fit_cli.fit)
+app.add_typer(nerf_cli.app, name="nerf")
 app.add_typer(splat_cli.app, name="splat")
 
 
