@@ -208,6 +208,8 @@ class SplatConfig:
 
 PRESETS: dict[str, dict] = {
     # CPU: fewer, capped Gaussians, a compressed schedule and coarse-to-fine resolution
+    # CPU: a compressed schedule with higher learning rates, at most 40k Gaussians, no opacity reset, and
+    # coarse-to-fine training: 1/4 resolution, then 1/2, then 200x200 crops at full resolution
     "fast": dict(
         iterations=3000,
         init_num_points=20_000,
@@ -224,10 +226,11 @@ PRESETS: dict[str, dict] = {
         densify_from=200,
         densify_until=2400,
         densify_every=100,
-        opacity_reset_every=1000,
+        opacity_reset_every=0,
         grad_reference_width=800,
-        max_gaussians=120_000,
-        resolution_schedule=((0, 4), (1000, 2), (2000, 1)),
+        max_gaussians=40_000,
+        patch_size=200,
+        resolution_schedule=((0, 4), (600, 2), (1500, 1)),
         checkpoint_every=500,
     ),
     # the reference 3DGS schedule (GPU)

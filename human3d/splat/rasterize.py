@@ -4,17 +4,20 @@ Design (every step vectorised; no Python loop over Gaussians, tiles or pixels):
 
 1. **Project and cull** (:func:`~human3d.splat.projection.project_gaussians`): EWA 2-D covariance, conic and
    support radius; Gaussians behind the near plane, beyond the far plane or off-screen are dropped.
-2. **Bound each footprint**: the pixels where alpha can reach 1/255 lie in the ellipse
-   ``d^T Sigma'^-1 d <= 2 ln(255 o)``; its axis-aligned box gives a pixel rectangle per Gaussian.
-3. **(tile, Gaussian) pairs** (16x16 tiles): Gaussians are ordered by depth once, expanded to the tiles
-   their rectangle touches and stably sorted by tile id (a radix sort), giving (tile, depth) order.
-4. **Packed (Gaussian, pixel) fragments**: each (tile, Gaussian) pair expands to the pixels of its rectangle
-   inside the tile; fragments with alpha < 1/255 are dropped and the rest are stably sorted by pixel within
-   their tile, giving per-pixel depth-ordered segments. Tiles are processed in chunks to bound memory.
-5. **Composite** front to back: ``alpha = min(0.99, o exp(-q/2))``, ``T_k = prod_{j<k}(1 - alpha_j)`` by a
-   segmented cumulative sum of ``log(1 - alpha)``; a fragment is dropped (and the pixel terminated) once
-   ``T_k (1 - alpha_k) < 1e-4``, as in 3DGS. A custom autograd function computes the backward pass in closed
-   form (checked against autograd in the tests).
+2. **Bound each footprint**: alpha can reach 1/255 only inside the ellipse ``d^T Sigma'^-1 d <= 2 ln(255 o)``;
+   its bounding box gives each Gaussian's pixel rectangle (opacity-aware, like gsplat's CUDA kernel).
+3. **(tile, Gaussian) pairs** (16x16 tiles): Gaussians are ordered by depth once, expanded to the tiles their
+   rectangle touches and stably radix-sorted by tile id, giving (tile, depth) order.
+4. **Packed (Gaussian, pixel) fragments**: each pair expands to *rows* (its pixel rows inside the tile) and
+   each row to exactly the pixels where the ellipse crosses it (a quadratic per row), so no pixel outside a
+   footprint is ever evaluated. Fragments stay in this generation order (row-contiguous: per-row constants
+   stream through memory) and a stable radix sort by pixel within the tile gives the compositing order (per
+   pixel, front to back). Tiles are processed in chunks (<= 256 tiles, ~4M fragments) to bound memory.
+5. **Composite** front to back: ``alpha = min(0.99, o exp(-q/2))`` (skipped below 1/255),
+   ``T_k = prod_{j<k}(1 - alpha_j)`` by a segmented cumulative sum of ``log(1 - alpha)`` (float64); a pixel
+   stops before the fragment that would bring ``T`` below 1e-4, as in 3DGS. A custom autograd function
+   computes the backward pass in closed form (suffix sums per pixel), checked against autograd and finite
+   differences in the tests. Only alpha moves to compositing order and the weights / alpha gradients move back.
 
 Pixel convention: pixel (i, j) is sampled at ``(j + 0.5, i + 0.5)``, the convention of gsplat and of
 :mod:`human3d.geometry.cameras`.
@@ -463,19 +466,26 @@ _RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 
 def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, width, height, sh_degree, near_plane,
                       far_plane, background, eps2d, tile_size, render_mode, rasterize_mode):
+    """gsplat's CUDA rasterizer under the same conventions (only called with CUDA tensors)."""
     import gsplat
 
+    C = viewmats.shape[0]
+    if background is not None and background.dim() == 1:
+        background = background[None].expand(C, -1)
     rc, ra, info = gsplat.rasterization(
         means, quats, scales, opacities, colors, viewmats, Ks, width, height,
         near_plane=near_plane, far_plane=far_plane, sh_degree=sh_degree, backgrounds=background, eps2d=eps2d,
         tile_size=tile_size, render_mode=render_mode, rasterize_mode=rasterize_mode, packed=False,
-    )
+    )  # fmt: skip
     radii = info["radii"]
-    if radii.dim() == means.dim() - 1 + 1 and radii.shape[-1] != 2:  # older gsplat: [C, N]
+    if radii.dim() == 2:  # gsplat < 1.5: one radius per Gaussian
         radii = torch.stack([radii, radii], dim=-1)
+    means2d = info["means2d"]
+    if means2d.requires_grad:
+        means2d.retain_grad()
     meta = {
         "backend": "gsplat",
-        "means2d": info["means2d"],
+        "means2d": means2d,
         "radii": radii.int(),
         "radius": radii.float().amax(-1),
         "depths": info["depths"],
@@ -483,7 +493,8 @@ def _rasterize_gsplat(means, quats, scales, opacities, colors, viewmats, Ks, wid
         "visible": (radii > 0).all(-1),
         "width": width,
         "height": height,
-        "n_cameras": viewmats.shape[0],
+        "n_cameras": C,
+        "tile_size": tile_size,
         "info": info,
     }
     return rc, ra, meta
