@@ -77,6 +77,31 @@ def test_trained_discriminator_approaches_optimal_d_star():
     assert float((d - d_star).abs().max()) < 0.06, float((d - d_star).abs().max())
 
 
+def test_wgan_critic_estimates_wasserstein_distance():
+    """Generator frozen at N(a, σ²I), data N(b, σ²I): W1 = ||a - b|| = 2.5, attained by f(x) = k u·x with u the unit
+    direction a->b. With the soft penalty λ(|∇f| - 1)^2 the critic's optimum is k = 1 + W1/(2λ), so
+    E f(real) - E f(fake) -> W1 (1 + W1 / (2λ)) = 2.8125 for λ = 10."""
+    torch.manual_seed(0)
+    a, b, sigma = torch.tensor([-1.0, -1.0]), torch.tensor([1.0, 0.5]), 0.3
+    gan = GAN(GANConfig(data_shape=(2,), latent_dim=2, gen_hidden=(), disc_hidden=(64, 64), loss="wgan-gp"))
+    with torch.no_grad():
+        gan.generator[0].weight.copy_(sigma * torch.eye(2))
+        gan.generator[0].bias.copy_(a)
+    opt = torch.optim.Adam(gan.discriminator_parameters(), lr=1e-3, betas=(0.5, 0.9))
+    for _ in range(300):
+        opt.zero_grad()
+        loss, _ = gan.discriminator_loss(b + sigma * torch.randn(256, 2))
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        real = b + sigma * torch.randn(4000, 2)
+        fake = gan.sample(4000)
+        w_est = float(gan.discriminate(real).mean() - gan.discriminate(fake).mean())
+    w1 = float((a - b).norm())
+    expected = w1 * (1 + w1 / (2 * gan.config.gp_weight))
+    assert abs(w_est - expected) < 0.05 * expected, (w_est, expected)
+
+
 def test_k_discriminator_steps_per_generator_step():
     torch.manual_seed(0)
     gan = GAN(GANConfig(data_shape=(2,), latent_dim=2, gen_hidden=(8,), disc_hidden=(8,), d_steps=3))
