@@ -109,7 +109,7 @@ def test_gaussians_from_points_knn_scales():
     pts = torch.tensor([[0.0, 0, 0], [1.0, 0, 0], [0, 2.0, 0], [0, 0, 3.0]])
     g = Gaussians.from_points(pts, sh_degree=2, opacity=0.2)
     # point 0: neighbours at 1, 2, 3 -> sqrt((1 + 4 + 9) / 3)
-    assert math.isclose(float(g.scales[0, 0]), math.sqrt(14 / 3), rel_tol=1e-6)
+    assert math.isclose(float(g.scales[0, 0].detach()), math.sqrt(14 / 3), rel_tol=1e-6)
     assert g.sh_rest.shape == (4, 8, 3) and g.max_sh_degree == 2
     torch.testing.assert_close(g.opacities, torch.full((4,), 0.2))
     torch.testing.assert_close(g.covariances[1], torch.eye(3) * float(g.scales[1, 0]) ** 2)
