@@ -30,6 +30,16 @@ HELD_OUT = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_thread():
+    """Small-op loops (DDIM sampling: 50 steps of a small MLP) run ~50x slower with 2 intra-op threads on a busy
+    2-core machine (threads spin on descheduled peers); one thread is the fast setting here."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def priors():
     return {k: load_pose_prior(k) for k in POSE_PRIOR_KINDS}

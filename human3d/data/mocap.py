@@ -250,7 +250,7 @@ def build_pose_dataset(
     rigs without a human rest pose use the first frame of ``_GROUP_REFERENCE``'s clip. Forearm twist is dropped
     (``forearm_twist="none"``), as in the fitting pose space.
     """
-    from generative.priors.pose import ANNY_PRIOR_GROUPS, _expand_matrix, groups_from_body_pose
+    from generative.priors.pose import ANNY_PRIOR_GROUPS, group_expand_matrix, groups_from_body_pose
     from human3d.body.retarget import anny_reference, calibrate_rig, detect_spec, retarget
 
     root = Path(root) if root is not None else mocap_root()
@@ -259,7 +259,7 @@ def build_pose_dataset(
         raise DatasetError(f"no mocap clips found under '{root}'")
     anny = anny_reference()
     joints = anny.names[1:]
-    E = _expand_matrix(ANNY_PRIOR_GROUPS, joints)
+    E = group_expand_matrix(ANNY_PRIOR_GROUPS, joints)
 
     def load(c: ClipInfo) -> Motion:
         m = load_motion(root / c.path)

@@ -84,7 +84,7 @@ class PriorTraining:
     """MLP denoiser residual blocks."""
     diffusion_steps: int = 8000
     """Diffusion optimisation steps."""
-    gan_steps: int = 6000
+    gan_steps: int = 10000
     """Discriminator updates of the GAN."""
     gan_aux_negatives: float = 0.5
     """Fraction of the discriminator's fake batch made of noise-perturbed real poses (so that D also rejects poses
