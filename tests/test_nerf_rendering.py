@@ -11,7 +11,6 @@ from scipy import stats
 
 from human3d.nerf import (
     OccupancyGrid,
-    RaySamples,
     exclusive_segment_cumsum,
     hierarchical_samples,
     ray_aabb_intersect,

@@ -23,6 +23,14 @@ E2E = dict(downscale=4, max_steps=250, target_samples=2**14, n_levels=12, max_re
            grid_resolution=64, grid_warmup_fraction=0.5, grid_update_fraction=0.25, checkpoint_every=125, log_every=50)
 
 
+@pytest.fixture(autouse=True)
+def _restore_threads():
+    # the fast preset sets torch's thread count process-wide: give other tests their setting back
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture()
 def one_thread():
     # one intra-op thread: on a shared 2-core machine this is faster than two, and makes runs bit-reproducible
@@ -156,3 +164,20 @@ def test_pe_nerf_baseline_trains_a_step(tmp_path, one_thread):
     info = tr.train(progress=False)
     assert tr.step == 2 and np.isfinite(info["loss"]) and info["samples"] == 64 * (16 + 32)
     assert any(not torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
+
+
+def test_trains_on_a_colmap_scene(tmp_path, one_thread):
+    from human3d.data import colmap
+    from test_data_scenes import _synthetic_colmap
+
+    root = tmp_path / "scene"
+    model = _synthetic_colmap(root)
+    colmap.write_model(model, root / "sparse" / "0", binary=True)
+    tr = NerfTrainer(_tiny_config(max_steps=3, downscale=1), root, tmp_path / "run")
+    assert tr.train_split.format == "colmap" and tr.train_split.alphas is None
+    # near/far and the box come from the sparse points (points lie in [-1, 1]^3, cameras at distance ~4)
+    assert 2.0 < tr.far < 8.0 and 0 < tr.near < 3.5
+    assert torch.allclose(tr.model.grid.aabb, tr.train_split.scene_bounds)
+    tr.train(progress=False)
+    m = tr.evaluate("test", write_images=False)
+    assert m["split"] == "test" and m["n_views"] == 2 and np.isfinite(m["psnr"])

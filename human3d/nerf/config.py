@@ -120,7 +120,8 @@ class NerfConfig:
     device: str = "auto"
     """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
     threads: int | None = None
-    """torch CPU threads (None: torch's default)."""
+    """torch CPU intra-op threads, set process-wide by the trainer (None: leave torch's setting). The ``fast``
+    preset uses 1: its ops are small, and on a shared 2-core machine two threads were several times slower."""
 
     # ----------------------------------------------------------------------------------- logging / output
     checkpoint_every: int = 500
@@ -184,6 +185,7 @@ PRESETS: dict[str, dict] = {
         max_steps=3000,
         checkpoint_every=250,
         lr_warmup_steps=20,
+        threads=1,
     ),
     # GPU: nerfacc's instant-ngp setting for nerf_synthetic
     "quality": dict(model="ngp", max_steps=20000, target_samples=1 << 18, max_resolution=2048, log2_table_size=19),
