@@ -60,6 +60,7 @@ def test_lego_end_to_end_psnr(lego_run):
     with pytest.warns(UserWarning, match="val"):
         m = trainer.evaluate("test", max_views=4)
     assert m["split"] == "val" and m["n_views"] == 4  # lego_400 has no test split: val is the test split
+    print(f"lego 100x100 after {summary['step']} steps ({summary['elapsed_s']:.0f} s): val PSNR {m['psnr']:.2f} dB")
     assert m["psnr"] > 20.0, m
     assert 0.5 < m["ssim"] <= 1.0
     d = trainer.out / "eval" / "val"
@@ -181,3 +182,22 @@ def test_trains_on_a_colmap_scene(tmp_path, one_thread):
     tr.train(progress=False)
     m = tr.evaluate("test", write_images=False)
     assert m["split"] == "test" and m["n_views"] == 2 and np.isfinite(m["psnr"])
+    r = CliRunner().invoke(app, ["render", str(tmp_path / "run"), "--split", "test"])
+    assert r.exit_code == 0, r.output
+    pngs = sorted((tmp_path / "run" / "renders" / "test").glob("*.png"))
+    assert len(pngs) == 2
+    import cv2
+
+    assert cv2.imread(str(pngs[0])).shape == (30, 40, 3)
+
+
+def test_cli_train_then_resume(tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "run"
+    args = ["train", str(LEGO), "--out", str(out), "--downscale", "16", "--no-progress"]
+    r = runner.invoke(app, args + ["--steps", "2"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.output.strip().splitlines()[-1])["step"] == 2
+    r = runner.invoke(app, args + ["--steps", "4"])
+    assert r.exit_code == 0, r.output
+    assert "resuming" in r.output and json.loads(r.output.strip().splitlines()[-1])["step"] == 4
