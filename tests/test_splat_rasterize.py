@@ -1,7 +1,6 @@
 """The tile rasterizer against closed forms, a brute-force compositor, autograd and finite differences."""
 
 import importlib
-import math
 
 import pytest
 import torch

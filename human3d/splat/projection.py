@@ -13,7 +13,6 @@ stored as ``(a, b, c)`` with ``d^T Sigma'^-1 d = a dx^2 + 2 b dx dy + c dy^2``.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import torch

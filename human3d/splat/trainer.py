@@ -24,7 +24,7 @@ from safetensors.torch import load_file, safe_open, save_file
 
 from human3d.data.scenes import SceneSplit, load_scene
 from human3d.errors import DatasetError, InvalidInputError, ModelFileError
-from human3d.geometry.cameras import Cameras, invert_rigid, look_at
+from human3d.geometry.cameras import Cameras, look_at
 from human3d.io_utils import atomic_path, atomic_write_text
 from human3d.metrics import psnr, ssim
 from human3d.splat.config import SplatConfig
