@@ -29,9 +29,9 @@ Priors
 ------
 The pose prior is anything with ``energy(x) -> [B]`` (:class:`generative.priors.Prior`). The built-in
 ``"simple"`` prior is a diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group axis-angles:
-for Anny its mean and standard deviations are statistics of retargeted CMU mocap (``_ANNY_MEAN``/``_ANNY_STD``,
-clips not used by the tests); for the SMPL family the T-pose with lowered arms and hand-set deviations
-(``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
+for Anny its mean and standard deviations are statistics of the learned priors' training mocap (``_ANNY_MEAN``/
+``_ANNY_STD``, from ``tools/build_assets/simple_prior_stats.py``; the clips of the tests and benchmarks are held
+out); for the SMPL family the T-pose with lowered arms and hand-set deviations (``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
 :func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
 The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
 """
@@ -65,19 +65,21 @@ _ANNY_GROUPS: list[tuple[str, list[str]]] = [("trunk", _ANNY_SPINE), ("neck", _A
 for _s in ("L", "R"):
     _ANNY_GROUPS += [(f"{b}.{_s}", [f"{b}.{_s}"]) for b in
                      ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")]  # fmt: skip
-# Simple prior for Anny: mean and standard deviation (floored at 0.1 rad) of each group axis-angle over CMU mocap
-# clips 01_01 (jumps, turns) and 14_14 (jumping jacks, jogging, squats, stretches) of shared/data/mocap_bvh_more,
-# retargeted with human3d.body.retarget at 15 fps (5,000+ frames). Order: _ANNY_GROUPS x (x, y, z).
+# Simple prior for Anny: mean and standard deviation (floored at 0.1 rad) of each group axis-angle over the training
+# poses of the shipped learned priors (18,161 poses, 48 CMU / MIT clips retargeted with human3d.body.retarget at
+# <= 30 fps; the HOLDOUT clips of human3d.data.mocap, 131_03 among them, excluded). Written by
+# tools/build_assets/simple_prior_stats.py. Order: _ANNY_GROUPS x (x, y, z).
 _ANNY_MEAN = [
-    0.114, -0.006, 0.065, -0.302, -0.043, -0.07, 0.467, -0.021, 0.026, 0.063, 0.101, 0.406, -0.215, 0.193, -0.72,
-    -0.175, -0.157, 0.011, -0.214, 0.163, 0.284, -0.286, 0.042, 0.032, 0.585, 0.042, -0.016, -0.212, -0.064, -0.255,
-    0.056, -0.034, -0.447, -0.218, -0.29, 0.717, -0.177, 0.159, -0.011, -0.212, -0.334, -0.413, -0.316, -0.007, -0.002,
-    0.651, -0.048, 0.016, -0.262, -0.047, 0.228,
+    -0.019, 0.024, 0.024, -0.117, -0.134, -0.013, 0.342, -0.052, 0.0, 0.032, -0.058, 0.21, -0.161, -0.266, -0.539,
+    -0.326, -0.292, 0.021, -0.037, 0.274, 0.236, -0.237, -0.008, -0.004, 0.456, 0.03, -0.016, -0.167, 0.062, 0.008,
+    0.037, 0.031, -0.192, -0.206, 0.104, 0.471, -0.388, 0.347, -0.025, -0.144, -0.081, -0.169, -0.257, 0.013, -0.004,
+    0.485, -0.031, 0.017, -0.159, -0.125, -0.019,
 ]  # fmt: skip
 _ANNY_STD = [
-    0.103, 0.259, 0.119, 0.141, 0.248, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.513, 0.436, 0.431, 0.39, 0.35, 0.1, 0.205,
-    0.301, 0.106, 0.351, 0.209, 0.197, 0.462, 0.1, 0.1, 0.25, 0.22, 0.1, 0.1, 0.1, 0.1, 0.476, 0.468, 0.435, 0.365,
-    0.328, 0.1, 0.135, 0.225, 0.116, 0.35, 0.223, 0.205, 0.479, 0.1, 0.1, 0.227, 0.186, 0.1,
+    0.154, 0.179, 0.112, 0.189, 0.221, 0.1, 0.237, 0.16, 0.108, 0.1, 0.118, 0.241, 0.504, 0.523, 0.498,
+    0.49, 0.432, 0.1, 0.276, 0.255, 0.219, 0.316, 0.197, 0.18, 0.37, 0.1, 0.1, 0.246, 0.181, 0.1,
+    0.1, 0.128, 0.23, 0.498, 0.532, 0.512, 0.456, 0.403, 0.1, 0.221, 0.266, 0.212, 0.308, 0.189, 0.199,
+    0.4, 0.1, 0.1, 0.227, 0.182, 0.1,
 ]  # fmt: skip
 
 _SMPL_BODY = [
