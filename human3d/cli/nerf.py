@@ -50,8 +50,9 @@ def train(
         cfg = make_preset(preset, **over)
         if (out / "run.json").is_file():  # resume: keep the run's config, apply only the explicit budget options
             from human3d.nerf.config import NerfConfig
+            from human3d.runs import read_run
 
-            saved = NerfConfig.from_dict(NerfTrainer._read_run(out)["config"])
+            saved = NerfConfig.from_dict(read_run(out)["config"])
             budget = {k: over[k] for k in ("max_steps", "time_budget_s") if k in over}
             cfg = saved.replace(**budget)
         trainer = NerfTrainer(cfg, data, out)

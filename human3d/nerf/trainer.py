@@ -18,21 +18,31 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
 from human3d.data.scenes import SceneSplit, load_scene
-from human3d.errors import DatasetError, Human3DError, InvalidInputError, ModelFileError
-from human3d.geometry.cameras import invert_rigid, look_at
-from human3d.io_utils import atomic_path, atomic_write_text
-from human3d.metrics import psnr, ssim
+from human3d.errors import Human3DError, InvalidInputError, ModelFileError
+from human3d.geometry.cameras import invert_rigid
+from human3d.io_utils import atomic_path
 from human3d.nerf.config import NerfConfig
 from human3d.nerf.model import build_model, render_image
+from human3d.runs import (
+    CHECKPOINT_FILE,
+    RUN_FILE,
+    check_run_folder,
+    evaluate_views,
+    load_checkpoint_file,
+    load_split,
+    orbit_world_to_camera,
+    pick_views,
+    read_run,
+    resolve_device,
+    save_checkpoint_file,
+    write_png,
+    write_run,
+    write_video,
+)
 
 __all__ = ["LRSchedule", "NerfTrainer", "RUN_FILE", "CHECKPOINT_FILE"]
-
-RUN_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 @dataclass
@@ -51,14 +61,6 @@ class LRSchedule:
         return warm * self.final_factor**p
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device: 'cuda' requested but CUDA is not available")
-    return torch.device(name)
-
-
 class NerfTrainer:
     """Train / evaluate one NeRF run.
 
@@ -73,7 +75,7 @@ class NerfTrainer:
         self.out = Path(out)
         run_file = self.out / RUN_FILE
         if resume and run_file.is_file():
-            saved = self._read_run(self.out)
+            saved = read_run(self.out)
             budget = {} if config is None else {"max_steps": config.max_steps, "time_budget_s": config.time_budget_s}
             config = NerfConfig.from_dict({**saved["config"], **budget})  # a resumed run keeps its model config
             data = data if data is not None else saved["data"]
@@ -83,7 +85,7 @@ class NerfTrainer:
         self.data = Path(data).expanduser().resolve()
         if self.config.threads:
             torch.set_num_threads(int(self.config.threads))
-        self.device = _resolve_device(self.config.device)
+        self.device = resolve_device(self.config.device)
         self._train: SceneSplit | None = None
         torch.manual_seed(self.config.seed)
         self.generator = torch.Generator(device="cpu").manual_seed(self.config.seed)
@@ -102,25 +104,13 @@ class NerfTrainer:
             self.load_checkpoint(self.out / CHECKPOINT_FILE)
         else:
             self._init_grid()
-            atomic_write_text(run_file, json.dumps({"config": self.config.to_dict(), "data": str(self.data)}, indent=2))
+            write_run(self.out, self.config.to_dict(), self.data)
 
     # ----------------------------------------------------------------------------------------- setup
-    @staticmethod
-    def _read_run(out: Path) -> dict:
-        try:
-            return json.loads((out / RUN_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"run file '{out / RUN_FILE}' is unreadable: {e}") from e
-
     @classmethod
     def from_run(cls, run_dir, data=None) -> "NerfTrainer":
         """Open an existing run (config, data path and checkpoint from the folder)."""
-        run_dir = Path(run_dir)
-        if not (run_dir / RUN_FILE).is_file():
-            raise ModelFileError(f"'{run_dir}' is not a NeRF run folder (no {RUN_FILE})")
-        if not (run_dir / CHECKPOINT_FILE).is_file():
-            raise ModelFileError(f"run '{run_dir}' has no checkpoint yet ({CHECKPOINT_FILE})")
-        return cls(None, data, run_dir, resume=True)
+        return cls(None, data, check_run_folder(run_dir, "NeRF"), resume=True)
 
     def _scene_meta(self) -> dict:
         """near/far/aabb of the dataset (loads the training split)."""
@@ -263,11 +253,11 @@ class NerfTrainer:
     def save_checkpoint(self, path=None) -> Path:
         """Write model + optimiser + RNG state atomically (safetensors; JSON metadata)."""
         path = Path(path) if path is not None else self.out / CHECKPOINT_FILE
-        tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         opt = self.optimizer.state_dict()
         for idx, st in opt["state"].items():
             for k, v in st.items():
-                tensors[f"optim.{idx}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+                tensors[f"optim.{idx}.{k}"] = v
         tensors["rng.generator"] = self.generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         groups = [{k: v for k, v in g.items() if k != "params"} | {"params": g["params"]} for g in opt["param_groups"]]
@@ -278,18 +268,11 @@ class NerfTrainer:
             "param_groups": groups,
             "config": self.config.to_dict(),
         }
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
-        return path
+        return save_checkpoint_file(path, tensors, meta)
 
     def load_checkpoint(self, path) -> None:
         path = Path(path)
-        try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = json.loads((fh.metadata() or {})["state"])
-            tensors = load_file(str(path), device="cpu")
-        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"checkpoint '{path}' is corrupt or not a human3d NeRF checkpoint: {e}") from e
+        tensors, meta = load_checkpoint_file(path, "NeRF")
         model_sd = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             self.model.load_state_dict(model_sd)
@@ -307,14 +290,7 @@ class NerfTrainer:
 
     # ----------------------------------------------------------------------------------------- evaluation
     def load_eval_split(self, split: str = "test") -> SceneSplit:
-        import warnings
-
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            s = load_scene(self.data, split, self.config.downscale, background=self.config.background)
-        for w in caught:
-            warnings.warn(w.message, stacklevel=2)
-        return s
+        return load_split(self.data, split, self.config.downscale, self.config.background)
 
     @torch.no_grad()
     def render_view(self, K: torch.Tensor, c2w: torch.Tensor, width: int, height: int) -> dict:
@@ -328,41 +304,17 @@ class NerfTrainer:
     ) -> dict:
         """Render the ``split`` views (``test`` falls back to ``val`` when missing), compute PSNR / SSIM, write
         ``<out_dir>/<split>/NNN.png`` and ``metrics.json``. LPIPS is reported as unavailable (no offline weights)."""
-        from human3d.metrics import lpips_available
-
         s = self.load_eval_split(split)
-        n = len(s)
         max_views = max_views if max_views is not None else self.config.eval_max_views
-        views = list(range(n)) if not max_views or max_views >= n else np.linspace(0, n - 1, max_views).round().astype(int).tolist()
         out_dir = Path(out_dir) if out_dir is not None else self.out / "eval" / s.split
         c2w = s.cameras.camera_to_world
-        per_view = []
-        t0 = time.perf_counter()
-        for v in views:
-            r = self.render_view(s.cameras.K[v], c2w[v], s.width, s.height)
-            pred = r["rgb"].cpu()
-            gt = s.images[v]
-            per_view.append({"view": int(v), "image": s.image_paths[v].name, "psnr": float(psnr(pred, gt)),
-                             "ssim": float(ssim(pred, gt))})  # fmt: skip
-            if write_images:
-                _write_png(out_dir / f"{v:03d}.png", pred)
-        metrics = {
-            "split": s.split,
-            "requested_split": split,
-            "n_views": len(views),
-            "psnr": float(np.mean([p["psnr"] for p in per_view])),
-            "ssim": float(np.mean([p["ssim"] for p in per_view])),
-            "lpips": None if not lpips_available() else "n/a",
-            "lpips_note": "LPIPS not computed: its pretrained network weights are not available offline",
-            "step": self.step,
-            "train_elapsed_s": self.elapsed,
-            "render_s_per_view": (time.perf_counter() - t0) / max(1, len(views)),
-            "resolution": [s.width, s.height],
-            "views": per_view,
-        }
-        if write_images:
-            atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-        return metrics
+
+        def render(v: int) -> torch.Tensor:
+            return self.render_view(s.cameras.K[v], c2w[v], s.width, s.height)["rgb"].cpu()
+
+        extra = {"step": self.step, "train_elapsed_s": self.elapsed}
+        return evaluate_views(s, render, pick_views(len(s), max_views), out_dir if write_images else None, extra,
+                              requested_split=split)  # fmt: skip
 
     @torch.no_grad()
     def render_split(self, split: str = "test", out_dir=None) -> list[Path]:
@@ -372,49 +324,24 @@ class NerfTrainer:
         paths = []
         for v in range(len(s)):
             r = self.render_view(s.cameras.K[v], c2w[v], s.width, s.height)
-            paths.append(_write_png(out_dir / f"{v:03d}.png", r["rgb"].cpu()))
+            paths.append(write_png(out_dir / f"{v:03d}.png", r["rgb"].cpu()))
         return paths
 
     def orbit_cameras(self, n_frames: int) -> torch.Tensor:
         """camera-to-world [n, 4, 4] (OpenCV) circling the scene at the training cameras' mean radius/elevation."""
         s = self.train_split
-        c2w = s.cameras.camera_to_world
         center = self.model.grid.aabb.mean(0).cpu() if hasattr(self.model, "grid") else s.scene_bounds.mean(0)
-        up = F.normalize(-c2w[:, :3, 1].mean(0), dim=0)  # OpenCV camera -y is image-up
-        rel = c2w[:, :3, 3] - center
-        radius = float(rel.norm(dim=-1).mean())
-        height = float((rel @ up).mean())
-        ref = rel[0] - (rel[0] @ up) * up
-        a = F.normalize(ref, dim=0)
-        b = torch.linalg.cross(up, a)
-        ring = math.sqrt(max(radius**2 - height**2, 1e-6))
-        th = torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1]
-        eyes = center + ring * (torch.cos(th)[:, None] * a + torch.sin(th)[:, None] * b) + height * up
-        w2c = look_at(eyes, center.expand(n_frames, 3), up.expand(n_frames, 3))
-        return invert_rigid(w2c)
+        return invert_rigid(orbit_world_to_camera(s.cameras.camera_to_world, center, n_frames))
 
     @torch.no_grad()
     def render_orbit(self, n_frames: int, video_path, fps: int = 24) -> Path:
         """Render an orbit of ``n_frames`` views and write an MP4 (H.264 via imageio-ffmpeg) atomically."""
-        import imageio.v2 as imageio
-
-        if n_frames < 1:
+        if int(n_frames) < 1:
             raise InvalidInputError(f"orbit: expected at least 1 frame, got {n_frames}")
         s = self.train_split
         K = s.cameras.K[0]
-        frames = []
-        for c2w in self.orbit_cameras(n_frames):
-            img = self.render_view(K, c2w, s.width, s.height)["rgb"].cpu().numpy()
-            img = (img * 255 + 0.5).astype(np.uint8)
-            H, W = img.shape[:2]
-            frames.append(np.pad(img, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge"))  # H.264 needs even sizes
-        video_path = Path(video_path)
-        with atomic_path(video_path) as tmp:
-            with imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1,
-                                    ffmpeg_log_level="error") as w:  # fmt: skip
-                for f in frames:
-                    w.append_data(f)
-        return video_path
+        frames = (self.render_view(K, c2w, s.width, s.height)["rgb"] for c2w in self.orbit_cameras(int(n_frames)))
+        return write_video(frames, video_path, fps)
 
     @torch.no_grad()
     def extract_mesh(self, path, resolution: int = 256, threshold: float = 10.0, chunk: int = 1 << 16) -> dict:
@@ -457,12 +384,3 @@ class NerfTrainer:
             mesh.export(str(tmp), file_type="ply")
         return {"path": str(path), "vertices": len(verts), "faces": len(faces)}
 
-
-def _write_png(path: Path, img: torch.Tensor) -> Path:
-    import cv2
-
-    arr = (img.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), arr[..., ::-1]):
-            raise DatasetError(f"cannot write image '{path}'")
-    return path

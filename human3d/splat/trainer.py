@@ -12,21 +12,32 @@ from __future__ import annotations
 import json
 import math
 import time
-import warnings
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError
-from safetensors.torch import load_file, safe_open, save_file
 
 from human3d.data.scenes import SceneSplit, load_scene
 from human3d.errors import DatasetError, InvalidInputError, ModelFileError
-from human3d.geometry.cameras import Cameras, look_at
-from human3d.io_utils import atomic_path, atomic_write_text
-from human3d.metrics import psnr, ssim
+from human3d.geometry.cameras import Cameras
+from human3d.metrics import ssim
+from human3d.runs import (
+    CHECKPOINT_FILE,
+    RUN_FILE,
+    check_run_folder,
+    evaluate_views,
+    load_checkpoint_file,
+    load_split,
+    orbit_world_to_camera,
+    pick_views,
+    read_run,
+    resolve_device,
+    save_checkpoint_file,
+    write_png,
+    write_run,
+    write_video,
+)
 from human3d.splat.config import SplatConfig
 from human3d.splat.densify import DensityStats, accumulate_stats, densify_and_prune, reset_opacity
 from human3d.splat.gaussians import PARAM_NAMES, Gaussians
@@ -34,9 +45,6 @@ from human3d.splat.ply import save_ply
 from human3d.splat.rasterize import rasterize
 
 __all__ = ["SplatTrainer", "scene_extent", "expon_lr", "RUN_FILE", "CHECKPOINT_FILE"]
-
-RUN_FILE = "run.json"
-CHECKPOINT_FILE = "checkpoint.safetensors"
 
 
 def scene_extent(cameras: Cameras) -> float:
@@ -51,14 +59,6 @@ def expon_lr(step: float, lr_init: float, lr_final: float, max_steps: int) -> fl
     if lr_init <= 0 or lr_final <= 0:
         return lr_init * (1 - t) + lr_final * t
     return math.exp(math.log(lr_init) * (1 - t) + math.log(lr_final) * t)
-
-
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InvalidInputError("device: 'cuda' requested but CUDA is not available")
-    return torch.device(name)
 
 
 def _crossed(prev: float, cur: float, every: int) -> bool:
@@ -79,7 +79,7 @@ class SplatTrainer:
         self.out = Path(out)
         run_file = self.out / RUN_FILE
         if resume and run_file.is_file():
-            saved = self._read_run(self.out)
+            saved = read_run(self.out)
             config = SplatConfig.from_dict(saved["config"])
             data = data if data is not None else saved["data"]
         if config is None or data is None:
@@ -88,7 +88,7 @@ class SplatTrainer:
         self.data = Path(data).expanduser().resolve()
         if self.config.threads:
             torch.set_num_threads(int(self.config.threads))
-        self.device = _resolve_device(self.config.device)
+        self.device = resolve_device(self.config.device)
         if self.config.compile:
             import importlib
 
@@ -113,25 +113,13 @@ class SplatTrainer:
             self.gaussians = self._init_gaussians().to(self.device)
             self.optimizer = self._make_optimizer()
             self.stats = DensityStats.zeros(len(self.gaussians), self.device)
-            atomic_write_text(run_file, json.dumps({"config": self.config.to_dict(), "data": str(self.data)}, indent=2))
+            write_run(self.out, self.config.to_dict(), self.data)
 
     # ----------------------------------------------------------------------------------------- setup
-    @staticmethod
-    def _read_run(out: Path) -> dict:
-        try:
-            return json.loads((out / RUN_FILE).read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"run file '{out / RUN_FILE}' is unreadable: {e}") from e
-
     @classmethod
     def from_run(cls, run_dir, data=None) -> "SplatTrainer":
         """Open an existing run (config, data path and checkpoint from the folder)."""
-        run_dir = Path(run_dir)
-        if not (run_dir / RUN_FILE).is_file():
-            raise ModelFileError(f"'{run_dir}' is not a splat run folder (no {RUN_FILE})")
-        if not (run_dir / CHECKPOINT_FILE).is_file():
-            raise ModelFileError(f"run '{run_dir}' has no checkpoint yet ({CHECKPOINT_FILE})")
-        return cls(None, data, run_dir, resume=True)
+        return cls(None, data, check_run_folder(run_dir, "splat"), resume=True)
 
     @property
     def train_split(self) -> SceneSplit:
@@ -349,30 +337,26 @@ class SplatTrainer:
     def save_checkpoint(self, path=None) -> Path:
         """Write Gaussians + Adam moments + statistics + RNG state atomically (safetensors; JSON metadata)."""
         path = Path(path) if path is not None else self.out / CHECKPOINT_FILE
-        tensors = {f"gauss.{k}": v.cpu().contiguous() for k, v in self.gaussians.tensors().items()}
+        tensors = {f"gauss.{k}": v for k, v in self.gaussians.tensors().items()}
         for group in self.optimizer.param_groups:
             st = self.optimizer.state.get(group["params"][0], {})
             for k, v in st.items():
-                tensors[f"optim.{group['name']}.{k}"] = torch.as_tensor(v).detach().cpu().contiguous()
+                tensors[f"optim.{group['name']}.{k}"] = v
         for k in ("grad_accum", "count", "max_radius"):
-            tensors[f"stats.{k}"] = getattr(self.stats, k).detach().cpu().contiguous()
+            tensors[f"stats.{k}"] = getattr(self.stats, k)
         tensors["rng.generator"] = self.generator.get_state()
         tensors["rng.torch"] = torch.get_rng_state()
         meta = {"step": self.step, "vstep": self.vstep, "elapsed": self.elapsed, "extent": self.extent,
                 "view_queue": self._view_queue, "config": self.config.to_dict()}  # fmt: skip
-        with atomic_path(path) as tmp:
-            save_file(tensors, str(tmp), metadata={"state": json.dumps(meta)})
-        return path
+        return save_checkpoint_file(path, tensors, meta)
 
     def load_checkpoint(self, path) -> None:
         path = Path(path)
+        tensors, meta = load_checkpoint_file(path, "splat")
         try:
-            with safe_open(str(path), framework="pt") as fh:
-                meta = json.loads((fh.metadata() or {})["state"])
-            tensors = load_file(str(path), device="cpu")
             params = {k: tensors[f"gauss.{k}"] for k in PARAM_NAMES}
-        except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
-            raise ModelFileError(f"checkpoint '{path}' is corrupt or not a human3d splat checkpoint: {e}") from e
+        except KeyError as e:
+            raise ModelFileError(f"checkpoint '{path}' is not a human3d splat checkpoint: no tensor {e}") from e
         try:
             g = Gaussians.from_tensors(params)
             g.check_finite(f"checkpoint '{path}'")
@@ -397,12 +381,7 @@ class SplatTrainer:
         return save_ply(self.gaussians, path)
 
     def load_eval_split(self, split: str = "test") -> SceneSplit:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            s = load_scene(self.data, split, self.config.downscale, background=self.config.background)
-        for w in caught:
-            warnings.warn(w.message, stacklevel=2)
-        return s
+        return load_split(self.data, split, self.config.downscale, self.config.background)
 
     @torch.no_grad()
     def render_view(self, cameras: Cameras) -> torch.Tensor:
@@ -416,86 +395,26 @@ class SplatTrainer:
         """Render the ``split`` views (``test`` falls back to ``val`` when missing), compute PSNR / SSIM, write
         ``<out_dir>/<split>/NNN.png`` and ``metrics.json``."""
         s = self.load_eval_split(split)
-        n = len(s)
         max_views = max_views if max_views is not None else self.config.eval_max_views
-        views = list(range(n)) if not max_views or max_views >= n else np.linspace(0, n - 1, max_views).round().astype(int).tolist()
         out_dir = Path(out_dir) if out_dir is not None else self.out / "eval" / s.split
-        per_view = []
-        t0 = time.perf_counter()
-        for v in views:
-            pred = self.render_view(s.cameras[v])
-            gt = s.images[v]
-            per_view.append({"view": int(v), "image": s.image_paths[v].name, "psnr": float(psnr(pred, gt)),
-                             "ssim": float(ssim(pred, gt))})  # fmt: skip
-            if write_images:
-                _write_png(out_dir / f"{v:03d}.png", pred)
-        metrics = {
-            "split": s.split,
-            "requested_split": split,
-            "n_views": len(views),
-            "psnr": float(np.mean([p["psnr"] for p in per_view])),
-            "ssim": float(np.mean([p["ssim"] for p in per_view])),
-            "n_gaussians": len(self.gaussians),
-            "step": self.step,
-            "train_elapsed_s": self.elapsed,
-            "render_s_per_view": (time.perf_counter() - t0) / max(1, len(views)),
-            "resolution": [s.width, s.height],
-            "views": per_view,
-        }
-        if write_images:
-            atomic_write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-        return metrics
+        extra = {"n_gaussians": len(self.gaussians), "step": self.step, "train_elapsed_s": self.elapsed}
+        return evaluate_views(s, lambda v: self.render_view(s.cameras[v]), pick_views(len(s), max_views),
+                              out_dir if write_images else None, extra, requested_split=split)  # fmt: skip
 
     @torch.no_grad()
     def render_split(self, split: str = "test", out_dir=None) -> list[Path]:
         s = self.load_eval_split(split)
         out_dir = Path(out_dir) if out_dir is not None else self.out / "renders" / s.split
-        return [_write_png(out_dir / f"{v:03d}.png", self.render_view(s.cameras[v])) for v in range(len(s))]
+        return [write_png(out_dir / f"{v:03d}.png", self.render_view(s.cameras[v])) for v in range(len(s))]
 
     def orbit_cameras(self, n_frames: int) -> Cameras:
         """Cameras circling the scene at the training cameras' mean radius and height (OpenCV)."""
         s = self.train_split
-        c2w = s.cameras.camera_to_world
-        center = s.scene_bounds.mean(0)
-        up = F.normalize(-c2w[:, :3, 1].mean(0), dim=0)  # OpenCV camera -y is image-up
-        rel = c2w[:, :3, 3] - center
-        radius = float(rel.norm(dim=-1).mean())
-        height = float((rel @ up).mean())
-        a = F.normalize(rel[0] - (rel[0] @ up) * up, dim=0)
-        b = torch.linalg.cross(up, a)
-        ring = math.sqrt(max(radius**2 - height**2, 1e-6))
-        th = torch.linspace(0, 2 * math.pi, n_frames + 1)[:-1]
-        eyes = center + ring * (torch.cos(th)[:, None] * a + torch.sin(th)[:, None] * b) + height * up
-        w2c = look_at(eyes, center.expand(n_frames, 3), up.expand(n_frames, 3))
-        return Cameras(s.cameras.K[:1].expand(n_frames, 3, 3).clone(), w2c, s.width, s.height)
+        w2c = orbit_world_to_camera(s.cameras.camera_to_world, s.scene_bounds.mean(0), n_frames)
+        return Cameras(s.cameras.K[:1].expand(len(w2c), 3, 3).clone(), w2c, s.width, s.height)
 
     @torch.no_grad()
     def render_orbit(self, n_frames: int, video_path, fps: int = 24) -> Path:
         """Render an orbit of ``n_frames`` views and write an MP4 (H.264 via imageio-ffmpeg) atomically."""
-        import imageio.v2 as imageio
-
-        if int(n_frames) < 1:
-            raise InvalidInputError(f"orbit: expected at least 1 frame, got {n_frames}")
         cams = self.orbit_cameras(int(n_frames))
-        frames = []
-        for i in range(len(cams)):
-            img = (self.render_view(cams[i]).numpy() * 255 + 0.5).astype(np.uint8)
-            H, W = img.shape[:2]
-            frames.append(np.pad(img, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge"))  # H.264 needs even sizes
-        video_path = Path(video_path)
-        with atomic_path(video_path) as tmp:
-            with imageio.get_writer(str(tmp), format="FFMPEG", fps=fps, codec="libx264", macro_block_size=1,
-                                    ffmpeg_log_level="error") as w:  # fmt: skip
-                for f in frames:
-                    w.append_data(f)
-        return video_path
-
-
-def _write_png(path: Path, img: torch.Tensor) -> Path:
-    import cv2
-
-    arr = (img.clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
-    with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), arr[..., ::-1]):
-            raise DatasetError(f"cannot write image '{path}'")
-    return path
+        return write_video((self.render_view(cams[i]) for i in range(len(cams))), video_path, fps)
