@@ -15,7 +15,7 @@ Columns
             "train split" (real data vs real data: the floor) and "noise" (uniform in the data's box).
 Reference implementations in the same run (when scikit-learn is installed): GaussianMixture and KernelDensity.
 
-Usage:  python tools/bench/generative.py [--tasks moons,8gauss,digits] [--scale 1.0] [--threads 2] [--models vae,flow]
+Usage:  python tools/bench/generative_models.py [--tasks moons,8gauss,digits] [--scale 1.0] [--threads 2] [--models vae,flow]
 """
 
 from __future__ import annotations
