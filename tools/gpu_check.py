@@ -15,8 +15,8 @@ Checks (names as in the JSON):
    process started at the very beginning, so the build overlaps checks 1, 5, 3 and 4 (torch); it has its own
    timeout (``--gsplat-build-timeout``). By default it builds a copy of the installed package whose kernels are
    instantiated only for 1..17 colour channels (``--gsplat-channels``; ``all`` builds the package as is): the
-   same kernel code for our 3/4-channel renders, ~30x less of it to compile. Then ``rasterize(backend="gsplat")`` vs ``backend="torch"`` on the same
-   CUDA inputs (image / alpha differences, relative gradient differences) and gsplat timings at 10k / 100k.
+   same kernel code for our 3/4-channel renders, ~30x less of it to compile. Then ``rasterize(backend="gsplat")``
+   vs ``backend="torch"`` on the same CUDA inputs (image / alpha differences, relative gradient differences) and gsplat timings at 10k / 100k.
    Timings taken while the build runs are flagged ``"build_running": true`` in the JSON (CPU contention).
 3. ``nerf``: ``human3d.nerf`` preset ``fast`` on lego downscaled to 100x100, ~60 s: val PSNR, steps/s and the
    devices of the model parameters, occupancy grid and training rays.
@@ -25,14 +25,15 @@ Checks (names as in the JSON):
 5. ``smpl``: SMPL forward on CUDA vs CPU with a synthetic model file (``tests/smpl_synth.py``): max abs diff of
    vertices / joints at B=64 and forward milliseconds on both devices.
 
-Usage on the GPU machine (wheels of gsplat / roma carried in ``.gpu/whl``, data in ``.gpu/data``; see the
-lead's notes for the exact ``run`` command)::
+Usage on the GPU machine (wheels of gsplat 1.5.3 / roma, also kornia, kornia_rs, trimesh, carried
+in ``.gpu/whl`` (ignored via .git/info/exclude); lego train + 10 val views in ``.gpu/data``; ``carry=[".gpu"]``)::
 
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .gpu/whl/*.whl
-    export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=12
-    PYTHONUNBUFFERED=1 python3 tools/gpu_check.py --data .gpu/data/nerf_lego_400 --out $OUT 2>&1 | tee $OUT/log.txt
+    export PYTHONPATH=/tmp/site:$PWD TORCH_CUDA_ARCH_LIST=9.0 MAX_JOBS=12 TORCH_EXTENSIONS_DIR=/tmp/torch_extensions
+    PYTHONUNBUFFERED=1 timeout -k 10 450 python3 tools/gpu_check.py --data .gpu/data/nerf_lego_400 --out $OUT 2>&1 | tee $OUT/log.txt
 
-Dry run on a CPU (tiny settings; gsplat checks are skipped)::
+Dry run on a CPU (tiny settings; the gsplat "build" only imports gsplat, and the gsplat checks run with
+``backend="torch"`` to exercise their logic)::
 
     python tools/gpu_check.py --device cpu --quick --data ../shared/data/nerf_lego_400 --out /tmp/gpu_check
 
