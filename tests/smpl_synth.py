@@ -139,3 +139,12 @@ def write_npz(path: Path, data: dict) -> Path:
     arrays = {k: (v.toarray() if sp.issparse(v) else np.asarray(v)) for k, v in data.items()}
     np.savez(path, **arrays)
     return path
+
+
+def make_model_from_anny(num_shape: int = 10, samples: int = 64, seed: int = 0, dtype=np.float32) -> dict:
+    """Arrays of an SMPL-format model file derived from Anny: a real body in a T-pose with SMPL's 24 joints
+    (:func:`human3d.fitting.synthetic.smpl_data_from_anny` documents what each array holds). Unlike
+    :func:`make_model_data` its vertex count is Anny's (13,718), so smplx's SMPL-only vertex counts do not apply."""
+    from human3d.fitting.synthetic import smpl_data_from_anny
+
+    return smpl_data_from_anny(num_betas=num_shape, samples=samples, seed=seed, dtype=dtype)

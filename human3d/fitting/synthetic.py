@@ -28,15 +28,30 @@ DEFAULT_CLIPS = (
     ("cmu_mocap_bvh_subject131/131_03.bvh", 0.056444),  # start, hop, stop
 )
 
-# SMPL joint <- Anny bone whose world rotation it takes.
-_SMPL_FROM_ANNY = {
-    "pelvis": "root", "left_hip": "upperleg01.L", "right_hip": "upperleg01.R", "spine1": "spine05",
-    "left_knee": "lowerleg01.L", "right_knee": "lowerleg01.R", "spine2": "spine03", "left_ankle": "foot.L",
-    "right_ankle": "foot.R", "spine3": "spine01", "left_foot": "foot.L", "right_foot": "foot.R",
-    "neck": "neck03", "left_collar": "clavicle.L", "right_collar": "clavicle.R", "head": "head",
+# SMPL joint <- Anny bone: the joint sits at the bone's head and takes the bone's world rotation (relative to the
+# T-pose, :func:`anny_tpose_world`). Anny has more trunk bones than SMPL: the spine (spine05..01) and the neck
+# (neck01..03) are sampled; feet and hands are the middle toe / finger bases.
+SMPL_FROM_ANNY = {
+    "pelvis": "root", "left_hip": "upperleg01.L", "right_hip": "upperleg01.R", "spine1": "spine04",
+    "left_knee": "lowerleg01.L", "right_knee": "lowerleg01.R", "spine2": "spine02", "left_ankle": "foot.L",
+    "right_ankle": "foot.R", "spine3": "spine01", "left_foot": "toe3-1.L", "right_foot": "toe3-1.R",
+    "neck": "neck01", "left_collar": "clavicle.L", "right_collar": "clavicle.R", "head": "head",
     "left_shoulder": "upperarm01.L", "right_shoulder": "upperarm01.R", "left_elbow": "lowerarm01.L",
     "right_elbow": "lowerarm01.R", "left_wrist": "wrist.L", "right_wrist": "wrist.R",
+    "left_hand": "finger3-1.L", "right_hand": "finger3-1.R",
 }  # fmt: skip
+_SMPL_FROM_ANNY = SMPL_FROM_ANNY  # backwards-compatible name
+# SMPL's kinematic tree (parent of each joint but the pelvis).
+_SMPL_PARENT = {
+    "left_hip": "pelvis", "right_hip": "pelvis", "spine1": "pelvis", "left_knee": "left_hip",
+    "right_knee": "right_hip", "spine2": "spine1", "left_ankle": "left_knee", "right_ankle": "right_knee",
+    "spine3": "spine2", "left_foot": "left_ankle", "right_foot": "right_ankle", "neck": "spine3",
+    "left_collar": "spine3", "right_collar": "spine3", "head": "neck", "left_shoulder": "left_collar",
+    "right_shoulder": "right_collar", "left_elbow": "left_shoulder", "right_elbow": "right_shoulder",
+    "left_wrist": "left_elbow", "right_wrist": "right_elbow", "left_hand": "left_wrist", "right_hand": "right_wrist",
+}  # fmt: skip
+# Arm segments straightened along +-X for the T-pose: (bone, bone at the segment's far end).
+_TPOSE_SEGMENTS = (("upperarm01", "lowerarm01"), ("lowerarm01", "wrist"), ("wrist", "finger3-1"))
 
 
 def default_data_root() -> Path:
@@ -87,23 +102,199 @@ def mocap_anny_poses(n: int, seed: int = 0, clips=DEFAULT_CLIPS, data_root=None,
     return go[pick], bp[pick], world[pick]
 
 
-def _smpl_pose_from_world(model, world: torch.Tensor, anny_names: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """SMPL global_orient [n, 3], body_pose [n, Jp*3] whose per-joint world rotations copy Anny's."""
+@torch.no_grad()
+def anny_tpose(reference=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anny in SMPL's rest pose (a T-pose): upper arms, forearms and hands straightened along +X (left) / -X
+    (right) by minimal rotations, everything else as in Anny's zero pose (an A-pose with bent elbows).
+
+    Returns ``world`` [J, 3, 3], each bone's world rotation relative to Anny's zero pose, and ``body_pose``
+    [1, (J-1)*3], the AnnyBody pose (``global_orient`` zero) that puts Anny in it (float64, canonical frame).
+    """
+    from human3d.body.retarget import anny_reference, minimal_rotation
+
+    ref = reference if reference is not None else anny_reference()
+    heads = ref.heads.double()  # [J, 3]
+    eye = torch.eye(3, dtype=torch.float64)
+    targets = {}
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        for bone, tail in _TPOSE_SEGMENTS:
+            x = torch.tensor([sign, 0.0, 0.0], dtype=torch.float64)
+            targets[ref.index(f"{bone}.{side}")] = (ref.index(f"{tail}.{side}"), x)
+    world, local = [], []
+    for c, p in enumerate(ref.parents):
+        if p >= c:
+            raise ValueError("anny_tpose: Anny's bones are expected parents first")
+        Wp = world[p] if p >= 0 else eye
+        Wc = Wp
+        if c in targets:
+            t, x = targets[c]
+            Wc = minimal_rotation(Wp @ (heads[t] - heads[c]), x) @ Wp
+        world.append(Wc)
+        local.append(Wp.T @ Wc)  # "local-ref": relative rotation in world-aligned axes
+    body_pose = matrix_to_axis_angle(torch.stack(local[1:]))[None].flatten(1)  # [1, (J-1)*3]
+    return torch.stack(world), body_pose
+
+
+def _smpl_pose_from_world(
+    model, world: torch.Tensor, anny_names: list[str], rest: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SMPL global_orient [n, 3], body_pose [n, Jp*3] whose joints turn like the mapped Anny bones.
+
+    ``world`` [n, J_anny, 3, 3]: Anny bones' world rotations relative to Anny's zero pose; ``rest`` [J_anny, 3, 3]:
+    the same for the SMPL model's rest pose (:func:`anny_tpose`; None: Anny's zero pose). SMPL joint ``j``
+    mapped to bone ``b`` (:data:`SMPL_FROM_ANNY`) gets the global rotation ``world[b] rest[b]^T`` (its segment
+    goes from the rest pose to the bone's posed direction); unmapped joints follow their parent.
+    """
     names = list(model.joint_names)
     parents = [int(p) for p in model.parents]
     jp = model.parameter_shapes()["body_pose"][0] // 3
     n = world.shape[0]
-    eye = torch.eye(3).expand(n, 3, 3)
+    eye = torch.eye(3, dtype=world.dtype).expand(n, 3, 3)
     G = []
     for j, name in enumerate(names):
-        src = _SMPL_FROM_ANNY.get(name)
+        src = SMPL_FROM_ANNY.get(name)
         if src is not None:
-            G.append(world[:, anny_names.index(src)])
+            b = anny_names.index(src)
+            G.append(world[:, b] if rest is None else world[:, b] @ rest[b].to(world).T)
         else:
             G.append(G[parents[j]] if parents[j] >= 0 else eye)
     local = [G[0]] + [G[parents[j]].transpose(-1, -2) @ G[j] for j in range(1, len(names))]
     rv = matrix_to_axis_angle(torch.stack(local, 1))  # [n, J, 3]
     return rv[:, 0], rv[:, 1 : 1 + jp].reshape(n, -1)
+
+
+def _smpl_joint_of_bone(ref) -> list[int]:
+    """SMPL joint owning each Anny bone (its skinning weights go there): the joint of the nearest mapped ancestor
+    (or the bone itself), except toes -> the foot joint and fingers / metacarpals -> the hand joint."""
+    from human3d.body.smpl import SMPL_JOINT_NAMES
+
+    joint_of = {b: SMPL_JOINT_NAMES.index(j) for j, b in SMPL_FROM_ANNY.items()}
+    owner = []
+    for i, name in enumerate(ref.names):
+        side = {"L": "left", "R": "right"}.get(name.rsplit(".", 1)[-1])
+        if side and name.startswith("toe"):
+            owner.append(SMPL_JOINT_NAMES.index(f"{side}_foot"))
+        elif side and name.startswith(("finger", "metacarpal")):
+            owner.append(SMPL_JOINT_NAMES.index(f"{side}_hand"))
+        else:
+            b = i
+            while ref.names[b] not in joint_of:
+                b = ref.parents[b]
+            owner.append(joint_of[ref.names[b]])
+    return owner
+
+
+@torch.no_grad()
+def smpl_data_from_anny(num_betas: int = 10, samples: int = 64, seed: int = 0, regressor_size: int = 320,
+                        dtype=None) -> dict:  # fmt: skip
+    """Arrays of an SMPL-format model file (the official keys) derived from Anny: a real human body with SMPL's
+    24 joints, kinematic tree and conventions, for testing SMPL code paths where the licensed files are absent.
+
+    * ``v_template`` [V, 3]: the mean of ``samples`` Anny bodies (random phenotypes: gender uniform, age
+      teen to older adult, the others in [0.2, 0.8]) in SMPL's rest pose, a T-pose (:func:`anny_tpose`);
+      root joint at the origin; Anny's 13,718 vertices (not SMPL's 6,890), permuted so that the vertex indices of
+      :data:`human3d.body.smpl.VERTEX_IDS` (nose, eyes, ears, toes, heels) are the Anny vertices nearest to
+      Anny's own COCO keypoints; ``f``: Anny's triangles.
+    * ``shapedirs`` [V, 3, num_betas]: principal components of those bodies, scaled by their standard deviation
+      (betas ~ N(0, 1) span the sampled population, as SMPL's do).
+    * ``J_regressor`` [24, V] (sparse, rows sum to one): joint ``j`` blends ``regressor_size`` template vertices
+      around it (the nearest ones in each octant), weights fitted by ridge least squares so that it follows the
+      head of the Anny bone :data:`SMPL_FROM_ANNY` maps to it across the sampled shapes (~2 mm on held-out
+      shapes; unlike SMPL's, some weights are negative).
+    * ``weights`` [V, 24]: Anny's skinning weights summed per owning SMPL joint (:func:`_smpl_joint_of_bone`).
+    * ``posedirs`` [V, 3, 207]: zeros (Anny has no pose correctives); ``kintree_table``: SMPL's tree.
+
+    Poses map exactly for single-bone limbs: the SMPL joint rotating like its Anny bone (relative to the T-pose,
+    :func:`_smpl_pose_from_world`) moves the same vertices about the same point. Anny's trunk and neck have more
+    bones than SMPL's, so there the derived model bends in fewer places than Anny would.
+    """
+    import numpy as np
+    import scipy.sparse as sp
+
+    from human3d.body.anny import AnnyBody
+    from human3d.body.retarget import anny_reference
+    from human3d.body.smpl import SMPL_JOINT_NAMES, VERTEX_IDS
+
+    dtype = np.float64 if dtype is None else dtype
+    body = AnnyBody(skinning="lbs", dtype=torch.float64)
+    ref = anny_reference()
+    _, tpose = anny_tpose(ref)
+    g = torch.Generator().manual_seed(seed)
+    ph = 0.2 + 0.6 * torch.rand(samples, 6, generator=g, dtype=torch.float64)
+    ph[:, 0] = torch.rand(samples, generator=g, dtype=torch.float64)  # gender
+    ph[:, 1] = 0.5 + 0.4 * torch.rand(samples, generator=g, dtype=torch.float64)  # age: teen to older adult
+    verts, heads = [], []
+    for chunk in ph.split(64):
+        p = body.default_params(chunk.shape[0])  # float64
+        p["phenotypes"] = chunk
+        p["body_pose"] = tpose.expand(chunk.shape[0], -1)
+        out = body(p)
+        verts.append(out.vertices)
+        heads.append(out.joints)
+    X = torch.cat(verts).numpy()  # [N, V, 3]
+    H = torch.cat(heads).numpy()  # [N, 104, 3]
+    N, V = X.shape[:2]
+    mean = X.mean(0)  # [V, 3]
+    D = (X - mean).reshape(N, -1)  # [N, V*3]
+    ev, U = np.linalg.eigh(D @ D.T)  # PCA through the small Gram matrix: D = U S Vt, S^2 = ev
+    U = U[:, ::-1][:, :num_betas]  # [N, num_betas] leading components
+    S = np.sqrt(np.maximum(ev[::-1][:num_betas], 1e-30))
+    shapedirs = (U.T @ D).T.reshape(V, 3, num_betas) / math.sqrt(N - 1)  # Vt^T S / sqrt(N-1): one std per beta
+    betas = U * math.sqrt(N - 1)  # [N, num_betas] each sample's coefficients (unit variance)
+    del S
+    Xr = mean + np.einsum("vds,ns->nvd", shapedirs, betas)  # [N, V, 3] the samples as the linear model has them
+
+    bones = [ref.index(SMPL_FROM_ANNY[j]) for j in SMPL_JOINT_NAMES]
+    rows, cols, vals = [], [], []
+    for j, b in enumerate(bones):
+        target = H[:, b]  # [N, 3]
+        # candidates: the nearest vertices in each octant around the joint, so that it lies inside their hull
+        rel = mean - target.mean(0)  # [V, 3]
+        octant = (rel > 0) @ np.array([1, 2, 4])  # [V]
+        order = np.argsort((rel**2).sum(1))
+        cand = np.concatenate([order[octant[order] == o][: regressor_size // 8] for o in range(8)])
+        A = Xr[:, cand].transpose(0, 2, 1).reshape(N * 3, -1)  # [N*3, k]
+        k = len(cand)
+        # min |A w - y|^2 + lam |w - 1/k|^2  subject to  sum(w) = 1  (KKT system)
+        lam = 1e-6 * np.trace(A.T @ A) / k
+        kkt = np.block([[A.T @ A + lam * np.eye(k), np.ones((k, 1))], [np.ones((1, k)), np.zeros((1, 1))]])
+        w = np.linalg.solve(kkt, np.concatenate([A.T @ target.reshape(-1) + lam / k, [1.0]]))[:k]
+        rows += [j] * k
+        cols += cand.tolist()
+        vals += w.tolist()
+    J_regressor = sp.csr_matrix((vals, (rows, cols)), shape=(len(bones), V))
+
+    owner = _smpl_joint_of_bone(ref)
+    M = np.zeros((len(ref.names), len(SMPL_JOINT_NAMES)))
+    M[np.arange(len(owner)), owner] = 1.0
+    weights = body.anny.dense_vertex_bone_weights.double().numpy() @ M  # [V, 24]
+
+    # Vertex order: SMPL's keypoint vertex ids pick the Anny vertices nearest Anny's COCO keypoints.
+    kp = body.keypoint_weights.double().numpy() @ mean  # [23, 3]
+    perm = np.arange(V)  # new index -> old index
+    where = np.arange(V)  # old index -> new index
+    for name, new in VERTEX_IDS["smplh"].items():
+        old = int(np.argmin(((mean - kp[body.keypoint_labels.index(name)]) ** 2).sum(1)))
+        a, b = where[old], new  # swap the vertices at new positions a and b
+        perm[a], perm[b] = perm[b], perm[a]
+        where[perm[a]], where[perm[b]] = a, b
+    faces = where[body.faces.numpy()].astype(np.uint32)
+    J_regressor = sp.csc_matrix(J_regressor[:, perm])
+    parents = [-1] + [SMPL_JOINT_NAMES.index(_SMPL_PARENT[j]) for j in SMPL_JOINT_NAMES[1:]]
+    kintree = np.stack([np.array(parents, dtype=np.int64) % (2**32), np.arange(len(parents))]).astype(np.int64)
+    v_template = mean[perm]
+    return {
+        "v_template": v_template.astype(dtype),
+        "f": faces,
+        "shapedirs": shapedirs[perm].astype(dtype),
+        "posedirs": np.zeros((V, 3, 9 * (len(parents) - 1)), dtype),
+        "J_regressor": J_regressor,
+        "weights": weights[perm].astype(dtype),
+        "kintree_table": kintree,
+        "J": np.asarray(J_regressor @ v_template),
+        "bs_style": "lbs",
+        "bs_type": "lrotmin",
+    }
 
 
 @torch.no_grad()
@@ -147,7 +338,8 @@ def make_synthetic_set(
     else:
         from human3d.body.retarget import anny_reference
 
-        go_s, bp_s = _smpl_pose_from_world(model, world, anny_reference().names)
+        ref = anny_reference()
+        go_s, bp_s = _smpl_pose_from_world(model, world, ref.names, anny_tpose(ref)[0])
         params["global_orient"] = matrix_to_axis_angle(R_cam @ axis_angle_to_matrix(go_s))
         params["body_pose"] = bp_s
         nb = model.parameter_shapes()["betas"][0]
