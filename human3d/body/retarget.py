@@ -1,4 +1,5 @@
-"""Retarget motion capture (BVH rigs of :data:`SPECS`, CMU ASF exp-maps) onto the default body model, Anny.
+"""Retarget motion capture (BVH rigs of :data:`SPECS`, CMU ASF exp-maps, DeepMimic's humanoid3d of
+:data:`OTHER_SPECS`) onto the default body model, Anny.
 
 Feeding mocap joint rotations straight into Anny is wrong: the rest poses differ (Anny rests in an A-pose with
 bent elbows; CMU's T-pose has the legs splayed ~20 degrees; some rigs rest with every bone along one axis) and
@@ -61,6 +62,7 @@ __all__ = [
     "AnnyReference",
     "RetargetResult",
     "SPECS",
+    "OTHER_SPECS",
     "ANNY_ROLES",
     "SPINE_BONES",
     "NECK_BONES",
@@ -331,13 +333,44 @@ SPECS["bandai"] = SkeletonSpec(
 )
 
 
+# Rigs of the non-BVH motion formats (kept apart from the BVH rigs of SPECS; detect_spec searches both).
+OTHER_SPECS: dict[str, SkeletonSpec] = {}
+# DeepMimic humanoid3d character (xbpeng/DeepMimic, human3d.data.deepmimic): Y up, facing +X, right on +Z; rest
+# pose = standing, straight legs, arms hanging down (a human pose: calibrated on it). 13 animated joints: no
+# clavicles, one neck joint at the base of the neck that carries the head (mapped to Anny's neck chain; Anny's
+# head keeps a zero delta), revolute knees/elbows (local z), fixed wrists without fingers (Anny's hands follow the
+# forearms), ankles with a foot box (feet levelled on data like the other rigs').
+OTHER_SPECS["deepmimic"] = SkeletonSpec(
+    name="deepmimic",
+    hips="root",
+    left_hip="left_hip",
+    right_hip="right_hip",
+    bones={
+        "trunk": BoneMap("chest", ("root", "neck")),
+        "neck": BoneMap("neck", ("neck", "neck:end")),
+        **_sided(
+            {
+                "upperarm": ("{side}_shoulder", ("{side}_shoulder", "{side}_elbow")),
+                "forearm": ("{side}_elbow", ("{side}_elbow", "{side}_wrist")),
+                "thigh": ("{side}_hip", ("{side}_hip", "{side}_knee")),
+                "shin": ("{side}_knee", ("{side}_knee", "{side}_ankle")),
+                "foot": ("{side}_ankle", ("{side}_ankle", "{side}_ankle:end")),
+            },
+            {"L": {"side": "left"}, "R": {"side": "right"}},
+        ),
+    },
+    signature=("right_knee", "left_elbow", "chest"),
+)
+
+
 def detect_spec(names: list[str]) -> SkeletonSpec:
-    """The :data:`SPECS` entry whose signature joints are all in ``names``."""
+    """The :data:`SPECS` (BVH rigs) or :data:`OTHER_SPECS` entry whose signature joints are all in ``names``."""
     have = set(names)
-    for spec in SPECS.values():
+    for spec in (*SPECS.values(), *OTHER_SPECS.values()):
         if spec.signature and all(n in have for n in spec.signature):
             return spec
-    raise InvalidInputError(f"no known mocap rig matches joints {names[:12]}...; known rigs: {list(SPECS)}")
+    known = [*SPECS, *OTHER_SPECS]
+    raise InvalidInputError(f"no known mocap rig matches joints {names[:12]}...; known rigs: {known}")
 
 
 # ---- rotation helpers ---------------------------------------------------------------------------------------------

@@ -13,10 +13,13 @@ mocap_bvh_more/cmu_bvh/salsa/      cmu_daz                 CMU                  
 mocap_bvh_more/cmu_expmap_li2018/  cmu_3dsmax (T rest)     CMU data, MIT repo              train
 mocap_bvh_more/animated_drawings*  fair1, mixamo           MIT                             train
 mocap_bvh_more/bandai_namco_ds1*   bandai                  CC BY-NC-ND 4.0                 eval only
+mocap_bvh_more/deepmimic_human*   deepmimic (JSON)        MIT                             opt-in
 =================================  ======================  ==============================  ==========
 
 Whole clips are held out for validation (``HOLDOUT``); Bandai Namco clips are evaluation-only and never enter
-shipped weights.
+shipped weights. The 15 DeepMimic clips (:func:`~human3d.data.deepmimic.read_deepmimic`, resampled to 30 fps;
+``humanoid3d_walk`` held out) are listed only with ``list_clips(include_deepmimic=True)``: the shipped priors
+were trained without them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import numpy as np
 import torch
 
 from human3d.data.bvh import Motion, read_bvh
+from human3d.data.deepmimic import read_deepmimic
 from human3d.errors import DatasetError, InvalidInputError, check_file
 from human3d.geometry.rotations import axis_angle_to_matrix
 
@@ -39,6 +43,7 @@ __all__ = [
     "HOLDOUT",
     "mocap_root",
     "read_cmu_expmap",
+    "read_deepmimic",
     "load_motion",
     "list_clips",
     "trim_start",
@@ -115,8 +120,19 @@ def read_cmu_expmap(path, skeleton=None, fps: float = 30.0, scale: float = 0.056
     )
 
 
+def _is_json(path: Path) -> bool:
+    """Whether the file's first non-blank character opens a JSON object (DeepMimic motions are ``.txt``)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(256).lstrip()
+    except OSError:
+        return False
+    return head.startswith(b"{")
+
+
 def load_motion(path, scale: float | None = None) -> Motion:
-    """Load a BVH (units from its detected rig unless ``scale`` is given) or a CMU expmap CSV as a :class:`Motion`."""
+    """Load a BVH (units from its detected rig unless ``scale`` is given), a CMU expmap CSV or a DeepMimic JSON
+    motion (30 fps) as a :class:`Motion`."""
     from human3d.body.retarget import detect_spec
 
     p = Path(path)
@@ -125,7 +141,9 @@ def load_motion(path, scale: float | None = None) -> Motion:
             head = read_bvh(p)
             scale = detect_spec(head.names).scale
         return read_bvh(p, scale=scale).to_motion()
-    if p.suffix.lower() in (".txt", ".csv"):
+    if p.suffix.lower() in (".txt", ".csv", ".json"):
+        if p.suffix.lower() != ".csv" and _is_json(p):
+            return read_deepmimic(p)
         return read_cmu_expmap(p)
     raise InvalidInputError(f"path: expected a .bvh or an expmap .txt file, got '{p}'")
 
@@ -160,6 +178,7 @@ HOLDOUT = {
     "running_5_stride4",
     "soccer_5_stride4",
     "walking_5_stride4",
+    "humanoid3d_walk",
 }
 
 
@@ -177,8 +196,13 @@ def trim_start(motion: Motion, tol: float = 0.1) -> Motion:
     return motion.slice(slice(start, None))
 
 
-def list_clips(root=None, include_eval: bool = True) -> list[ClipInfo]:
-    """The corpus, clip by clip (only files present under ``root`` are listed)."""
+def list_clips(root=None, include_eval: bool = True, include_deepmimic: bool = False) -> list[ClipInfo]:
+    """The corpus, clip by clip (only files present under ``root`` are listed).
+
+    ``include_eval``: add the evaluation-only (non-commercial) Bandai Namco clips. ``include_deepmimic``: add the
+    15 DeepMimic humanoid3d clips (MIT; rig ``"deepmimic"``; ``humanoid3d_walk`` is ``"val"``). Off by default so
+    that the default corpus stays the one the shipped priors were trained on.
+    """
     root = Path(root) if root is not None else mocap_root()
     more = "mocap_bvh_more"
     out: list[ClipInfo] = []
@@ -200,6 +224,9 @@ def list_clips(root=None, include_eval: bool = True) -> list[ClipInfo]:
     for p in sorted((root / more / "animated_drawings_bvh").glob("fair1_*.bvh")):
         add(str(p.relative_to(root)), "fair1", "MIT", t_pose_start=True)
     add(f"{more}/animated_drawings_bvh/rokoko_jesse_dance.bvh", "mixamo", "MIT")
+    if include_deepmimic:
+        for p in sorted((root / more / "deepmimic_humanoid3d").glob("humanoid3d_*.txt")):
+            add(str(p.relative_to(root)), "deepmimic", "MIT")
     if include_eval:
         for p in sorted((root / more).glob("bandai_namco_ds1_CC-BY-NC-ND-4.0/data/*.bvh")):
             add(str(p.relative_to(root)), "bandai", "CC-BY-NC-ND-4.0")
