@@ -23,6 +23,7 @@ class ModelName(str, Enum):
 
 
 class PriorName(str, Enum):
+    auto = "auto"
     simple = "simple"
     gaussian = "gaussian"
     vae = "vae"
@@ -51,8 +52,10 @@ def fit(
     gender: str = typer.Option("neutral", "--gender", help="SMPL-family model gender: neutral, male or female."),
     focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in pixels. Default: from EXIF, "
                                           "else the image diagonal sqrt(W^2 + H^2) (a 53 degree diagonal FOV)."),
-    prior: PriorName = typer.Option(PriorName.simple, "--prior", help="Pose prior: simple (built-in Gaussian), "
-                                    "gaussian/vae/flow/diffusion/gan (shipped learned priors, Anny) or none."),
+    prior: PriorName = typer.Option(PriorName.auto, "--prior", help="Pose prior: auto (default: the learned "
+                                    "flow for Anny, simple for SMPL-family models), simple (built-in diagonal "
+                                    "Gaussian), gaussian/vae/flow/diffusion/gan (shipped learned priors, Anny "
+                                    "only) or none."),
     optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default) or lbfgs."),
     iters: Optional[int] = typer.Option(None, "--iters", min=0, help="Full-body (stage 2) iterations "
                                         "(default from SMPLifyConfig)."),
@@ -78,10 +81,15 @@ def fit(
         changes["body_iters"] = iters
     if camera_iters is not None:
         changes["camera_iters"] = camera_iters
+    prior_kind = prior.value
     try:
+        if prior_kind == "auto":  # resolved here so that summary.json names the prior actually used
+            from human3d.fitting.config import default_prior
+
+            prior_kind = default_prior(model.value)
         cfg = SMPLifyConfig().replace(**changes)
         run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
-                         prior=prior.value, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
+                         prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
                          gender=gender, log=None if quiet else console.print)  # fmt: skip
     except Human3DError as e:
         console.print(f"[red]Error:[/red] {e}")

@@ -6,7 +6,20 @@ from dataclasses import dataclass, fields, replace
 
 from human3d.errors import InvalidInputError
 
-__all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS"]
+__all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior"]
+
+# What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for Anny (the
+# most accurate on tools/bench/fit.py at a small cost per person); SMPL-family models have no learned prior (no SMPL
+# mocap retargets ship), so they keep the built-in diagonal Gaussian.
+DEFAULT_PRIOR: dict[str, str] = {"anny": "flow", "smpl": "simple"}
+
+
+def default_prior(family: str) -> str:
+    """The prior kind ``"auto"`` means for a model family (``"anny"``, or ``"smpl"`` / ``"smplh"`` / ``"smplx"``)."""
+    fam = "smpl" if family in ("smpl", "smplh", "smplx") else family
+    if fam not in DEFAULT_PRIOR:
+        raise InvalidInputError(f"family: expected one of anny, smpl, smplh, smplx, got {family!r}")
+    return DEFAULT_PRIOR[fam]
 
 # Default pose-prior weight schedule per prior kind (see SMPLifyConfig.pose_prior_weights), tuned on the synthetic
 # set of tools/bench/fit.py. "simple": 0.5 x the diagonal Gaussian's NLL; "gaussian": the learned full-covariance
@@ -15,7 +28,8 @@ __all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS"]
 PRIOR_WEIGHTS: dict[str, tuple[float, ...]] = {
     "simple": (0.01, 0.001, 0.00003),
     "gaussian": (0.003, 0.001, 0.0003),
-    "diffusion": (0.03, 0.01, 0.003),  # 85 -> 71 mm vs "default" (32 persons); "gan" gained nothing from any scale
+    # DPoserPrior (stop-gradient denoising energy): its gradient ~ -score is ~15x the flow NLL's on perturbed poses
+    "diffusion": (0.0003, 0.0001, 0.00003),
     "default": (0.003, 0.001, 0.0003),
 }
 

@@ -31,7 +31,8 @@ The pose prior is anything with ``energy(x) -> [B]`` (:class:`generative.priors.
 ``"simple"`` prior is a diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group axis-angles:
 for Anny its mean and standard deviations are statistics of the learned priors' training mocap (``_ANNY_MEAN``/
 ``_ANNY_STD``, from ``tools/build_assets/simple_prior_stats.py``; the clips of the tests and benchmarks are held
-out); for the SMPL family the T-pose with lowered arms and hand-set deviations (``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
+out); for the SMPL family the T-pose with lowered arms and hand-set deviations (``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. ``"auto"`` picks the family's default
+(:data:`human3d.fitting.config.DEFAULT_PRIOR`: the flow for Anny, ``"simple"`` for SMPL). Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
 :func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
 The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
 """
@@ -56,7 +57,7 @@ __all__ = [
     "PRIOR_KINDS",
 ]
 
-PRIOR_KINDS = ("simple", "gaussian", "vae", "flow", "diffusion", "gan", "none")
+PRIOR_KINDS = ("auto", "simple", "gaussian", "vae", "flow", "diffusion", "gan", "none")
 
 # ---- per-model pose groups ---------------------------------------------------------------------------------------
 _ANNY_SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
@@ -312,6 +313,8 @@ def _latent_of(p, space: PoseSpace) -> LatentPose | None:
 def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
     """Turn ``prior`` (a kind name from ``PRIOR_KINDS``, a Prior object, or None) into a :class:`PoseTerm`.
 
+    * ``"auto"``: the model family's default (:data:`~human3d.fitting.config.DEFAULT_PRIOR`: ``"flow"`` for Anny,
+      ``"simple"`` for the SMPL family); the returned term is named after the resolved kind;
     * ``"none"`` / None: no pose prior;
     * ``"simple"``: :func:`simple_pose_prior` over the group axis-angles;
     * ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded through
@@ -324,6 +327,10 @@ def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
     if isinstance(prior, str):
         if prior not in PRIOR_KINDS:
             raise InvalidInputError(f"prior: expected one of {list(PRIOR_KINDS)} or a Prior object, got {prior!r}")
+        if prior == "auto":
+            from human3d.fitting.config import default_prior
+
+            prior = default_prior(space.family)
         if prior == "simple":
             p = simple_pose_prior(space)
             return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), "simple", 0.5)

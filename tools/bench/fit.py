@@ -9,7 +9,8 @@ The row "simple (previous defaults)" reruns the earlier stage-2 settings (Adam l
 optimises its latent code instead (VPoser-style, ``SMPLifyConfig.latent_pose``).
 
 Prints wall and process-CPU seconds (the CPU column is the one to trust on a shared machine) and, per prior,
-PA-MPJPE / MPJPE (root = hip midpoint) in mm over the COCO-17 3D keypoints, and the mean reprojection error.
+PA-MPJPE / MPJPE (root = hip midpoint) in mm over the COCO-17 3D keypoints, the mean reprojection error and the
+process-CPU seconds per person of each prior's fits (batch ``--n``).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="persons in the synthetic set (and the large batch)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads during the fit (SMPLifyConfig.num_threads)")
-    ap.add_argument("--priors", default="none,simple,gaussian,vae,flow,diffusion,gan")
+    ap.add_argument("--priors", default="none,simple,gaussian,vae,flow,diffusion,gan",
+                    help="comma-separated pose priors (kinds of human3d.fitting.priors.PRIOR_KINDS; 'auto' = flow)")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds of the synthetic sets (results averaged)")
     args = ap.parse_args()
 
@@ -60,8 +62,9 @@ def main() -> None:
                                         image_size=(ds.width, ds.height)))  # fmt: skip
         print(f"| {B} | {w:.2f} | {c:.2f} | {w / B:.3f} | {c / B:.3f} |", flush=True)
 
-    print(f"\n| prior | PA-MPJPE mm | median mm | MPJPE mm | reprojection px | wall s |  ({len(seeds)} x {args.n} persons)")
-    print("|---|---|---|---|---|---|")
+    print(f"\n| prior | PA-MPJPE mm | median mm | MPJPE mm | reprojection px | wall s | CPU s / person |  "
+          f"({len(seeds)} x {args.n} persons, batch {args.n})")
+    print("|---|---|---|---|---|---|---|")
     root = lambda X: X - X[:, 11:13].mean(1, keepdim=True)  # noqa: E731 - hip midpoint
     old = cfg.replace(lr_body=0.05, adam_eps=1e-8, pose_prior_weights=(0.03, 0.006, 0.0012))
     rows = []
@@ -72,23 +75,23 @@ def main() -> None:
         if prior == "vae":
             rows.append(("vae (latent)", "vae", cfg.replace(latent_pose=True)))
     for label, prior, c in rows:
-        pas, mps, rps, wall = [], [], [], 0.0
+        pas, mps, rps, wall, cpu = [], [], [], 0.0, 0.0
         try:
             for d in sets:
-                res, w, _ = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, config=c,
+                res, w, cp = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, config=c,
                                                   image_size=(d.width, d.height)))  # fmt: skip
-                wall += w
+                wall, cpu = wall + w, cpu + cp
                 with torch.no_grad():
                     X = model(res.params).keypoints["coco17"]
                 pas.append(pa_mpjpe(X, d.keypoints3d) * 1000)
                 mps.append(mpjpe(root(X), root(d.keypoints3d)) * 1000)
                 rps.append(res.reprojection_error_px)
         except Exception as e:  # noqa: BLE001 - a prior that is not shipped yet is reported, not fatal
-            print(f"| {label} | n/a ({type(e).__name__}: {str(e)[:60]}) | | | | |")
+            print(f"| {label} | n/a ({type(e).__name__}: {str(e)[:60]}) | | | | | |")
             continue
         pa, mp, rp = torch.cat(pas), torch.cat(mps), torch.cat(rps)
         print(f"| {label} | {float(pa.mean()):.1f} | {float(pa.median()):.1f} | {float(mp.mean()):.1f} | "
-              f"{float(rp.mean()):.2f} | {wall:.1f} |", flush=True)  # fmt: skip
+              f"{float(rp.mean()):.2f} | {wall:.1f} | {cpu / pa.numel():.3f} |", flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
