@@ -214,6 +214,18 @@ def test_retargeted_walk_looks_like_a_walk(body):
     da = segment_directions(J, n, [("spine05", "neck01")])[:, 0]
     dm = segment_directions(pos, m.names, [("root", "neck")])[:, 0]
     assert float((da * dm).sum(-1).min()) > 0.9
+    # Feet: the DeepMimic foot box is flat at rest, so Anny's foot turns exactly as the ankle frame does, from
+    # its zero pose (canonical left/up/forward = DeepMimic -Z/+Y/+X), without data re-levelling.
+    assert cal.foot_pitches == {}
+    M = torch.tensor([[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]], dtype=F64)  # canonical -> DeepMimic
+    with torch.no_grad():
+        zero = body(body.default_params(1)).joints.double()
+    _, rot = m.forward_kinematics()
+    for s, side in (("L", "left"), ("R", "right")):
+        d0 = segment_directions(zero, n, [(f"foot.{s}", f"toe3-1.{s}")])[0, 0]
+        want = rot[:, m.index(f"{side}_ankle")] @ M @ d0
+        got = segment_directions(J, n, [(f"foot.{s}", f"toe3-1.{s}")])[:, 0]
+        assert float((got * want).sum(-1).min()) > 0.9999, s  # < 0.8 deg (falling back to the shin: 3.9 deg)
 
     fwd = torch.tensor([1.0, 0.0, 0.0], dtype=F64)  # the character walks along +X
     ahead = {s: (J[:, n.index(f"foot.{s}")] - J[:, 0]) @ fwd for s in "LR"}  # ankle ahead of the pelvis

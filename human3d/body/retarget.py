@@ -14,7 +14,8 @@ so do the local joint frames. The method here works in *world-axis changes* inst
    direction to mean the same thing (CMU subject 131's toe joint sits above its ankle when standing, Bandai's 40
    degrees below), so a foot starts neutral in the reference pose and is then re-levelled on data: over the
    stance frames (the lowest 20 % of each ankle's heights), the median pitch of Anny's foot below its zero-pose
-   pitch (where it stands flat) is removed, so that feet on the ground lie flat.
+   pitch (where it stands flat) is removed, so that feet on the ground lie flat (except for rigs whose reference
+   feet are flat by construction, ``SkeletonSpec.level_feet=False``: DeepMimic).
    Twist is fixed where the mocap gives more than a direction: the hand by a second direction (the thumb), and the
    upper arm and thigh by their hinge: the twist is rotated so that, averaged over the rig's frames, the forearm
    bends the way Anny's reference elbow bends and the shin bends backwards (:func:`calibrate_rig` pools the
@@ -153,6 +154,14 @@ class SkeletonSpec:
     """File length unit -> metres."""
     signature: tuple[str, ...] = ()
     """Joint names that identify the rig (all must be present), for :func:`detect_spec`."""
+    level_feet: bool = True
+    """Re-level the feet on data (stance frames, see the module docstring). False for rigs whose reference pose
+    has flat feet by construction (DeepMimic: the foot box is axis-aligned with the ankle frame), where the
+    stance statistics of acrobatic clips would only add a clip-dependent ankle bias."""
+    neutral_roles: tuple[str, ...] = ()
+    """Roles without a direction match whose Anny bone is in its zero-pose orientation (up to the facing) in the
+    reference pose, instead of their ``_FALLBACK`` role's alignment (DeepMimic's flat feet: falling back to the
+    shin would tilt them by the shin's alignment)."""
 
 
 def _sided(template: dict[str, tuple], sides: dict[str, dict[str, str]]):
@@ -339,7 +348,7 @@ OTHER_SPECS: dict[str, SkeletonSpec] = {}
 # pose = standing, straight legs, arms hanging down (a human pose: calibrated on it). 13 animated joints: no
 # clavicles, one neck joint at the base of the neck that carries the head (mapped to Anny's neck chain; Anny's
 # head keeps a zero delta), revolute knees/elbows (local z), fixed wrists without fingers (Anny's hands follow the
-# forearms), ankles with a foot box (feet levelled on data like the other rigs').
+# forearms), ankles carrying an axis-aligned foot box (flat at rest = Anny's zero-pose foot; not re-levelled).
 OTHER_SPECS["deepmimic"] = SkeletonSpec(
     name="deepmimic",
     hips="root",
@@ -360,6 +369,8 @@ OTHER_SPECS["deepmimic"] = SkeletonSpec(
         ),
     },
     signature=("right_knee", "left_elbow", "chest"),
+    level_feet=False,
+    neutral_roles=("foot.L", "foot.R"),
 )
 
 
@@ -576,7 +587,7 @@ def _direction_calibration(motion: Motion, spec: SkeletonSpec, anny: AnnyReferen
         else:
             A[role] = minimal_rotation(r, t)
     for role in pending:  # fallbacks
-        fb = _FALLBACK.get(role)
+        fb = "identity" if role in spec.neutral_roles else _FALLBACK.get(role)
         if fb == "identity":
             A[role] = torch.eye(3, dtype=torch.float64)
             continue
@@ -697,6 +708,8 @@ def calibrate_rig(
     sel = [i for i, u in enumerate(use) if u]
     twists = _hinge_twists([motions[i] for i in sel], [cals[i] for i in sel], anny, hinge_max_fps, min_bend)
     cals = [_apply_twists(c, twists, anny) for c in cals]
+    if not spec.level_feet:
+        return cals
     if spec.reference == "rest":  # each clip's own skeleton: its own stance ankle angle
         return [_apply_foot_pitches(c, _foot_pitches([m], [c], anny, hinge_max_fps)) for m, c in zip(motions, cals)]
     pitches = _foot_pitches([motions[i] for i in sel], [cals[i] for i in sel], anny, hinge_max_fps)
