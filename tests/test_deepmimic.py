@@ -90,7 +90,8 @@ def _pose_row(dt=0.1, root=(1.0, 0.9, 2.0), yaw=0.0, r_knee=0.0, r_elbow=0.0, l_
     ident = [1.0, 0.0, 0.0, 0.0]
     rq = [math.cos(yaw / 2), 0.0, math.sin(yaw / 2), 0.0]
     nq = ident if neck is None else neck
-    return ([dt, *root, *rq, *ident, *nq, *ident, r_knee, *ident, *ident, r_elbow, *ident, l_knee, *ident, *ident, 0.0])  # fmt: skip
+    # dt, root pos, root quat, chest, neck, r hip, r knee, r ankle, r shoulder, r elbow, l hip, l knee, l ankle, ...
+    return [dt, *root, *rq, *ident, *nq, *ident, r_knee, *ident, *ident, r_elbow, *ident, l_knee, *ident, *ident, 0.0]
 
 
 def _write(tmp_path: Path, frames, name="m.txt", **extra) -> Path:

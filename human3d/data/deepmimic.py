@@ -1,4 +1,4 @@
-"""DeepMimic motion files (``data/motions/humanoid3d_*.txt`` of xbpeng/DeepMimic) as a :class:`~human3d.data.bvh.Motion`.
+"""DeepMimic motion files (``data/motions/humanoid3d_*.txt`` of xbpeng/DeepMimic) as a :class:`Motion`.
 
 Format (DeepMimic README, "Mocap Data"; checked against the character file ``humanoid3d.txt``):
 
@@ -132,8 +132,8 @@ def resample_keyframes(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Sample keyframes at ``times`` [K] (increasing, seconds) every ``1 / fps`` s from ``times[0]`` to
     ``times[-1]`` (the last keyframe is kept when the span is within 5 % of a frame of a whole number of frames,
-    as DeepMimic's 0.033332 s durations are): local rotations [K, J, 3, 3] by geodesic interpolation ``R_i exp(a log(R_i^T R_{i+1}))`` (slerp),
-    root positions [K, 3] linearly. Returns ``([N, J, 3, 3], [N, 3])``."""
+    as DeepMimic's 0.033332 s durations are): local rotations [K, J, 3, 3] by geodesic interpolation
+    ``R_i exp(a log(R_i^T R_{i+1}))`` (slerp), root positions [K, 3] linearly. Returns ``([N, J, 3, 3], [N, 3])``."""
     if not (isinstance(fps, (int, float)) and math.isfinite(fps) and fps > 0):
         raise InvalidInputError(f"fps: expected a finite number > 0, got {fps!r}")
     K = times.shape[0]
