@@ -1,9 +1,19 @@
 """Synthetic ground truth for fitting: real mocap poses on random shapes, seen by a known camera.
 
-Poses come from BVH motion capture retargeted onto Anny (:mod:`human3d.body.retarget`); for the SMPL family the
-retargeted per-bone *world* rotations are mapped onto the corresponding SMPL joints (pelvis <- root, hips <- upper
-legs, spine1/2/3 <- spine05/03/01, ...). Bodies stand 3-5 m in front of an OpenCV camera, turned by a random yaw
-(so some face away), projected with pixel noise; a fraction of keypoints is dropped (confidence 0).
+Poses come from BVH motion capture retargeted onto Anny (:mod:`human3d.body.retarget`). For the SMPL family each
+SMPL joint sits at the head of one Anny bone (:data:`SMPL_FROM_ANNY`: pelvis <- root, hips <- upper legs,
+spine1/2/3 <- spine04/02/01, neck <- neck01, ...) and takes that bone's world rotation *relative to SMPL's rest
+pose*: SMPL rests in a T-pose, Anny in an A-pose with bent elbows, so the retargeted rotations are taken relative
+to Anny posed in a T-pose (:func:`anny_tpose`; :func:`smpl_pose_from_anny`). Bodies stand 3-5 m in front of an
+OpenCV camera, turned by a random yaw (so some face away), projected with pixel noise; a fraction of keypoints is
+dropped (confidence 0).
+
+The SMPL model files are licensed and never in the repository; :func:`smpl_data_from_anny` builds an SMPL-format
+model file from Anny instead (a real body with SMPL's 24 joints, kinematic tree, T-pose rest, keypoint vertex ids,
+10 PCA shape components; no pose correctives), so that fitting an SMPL-format file can be checked against ground
+truth like Anny. Its joints follow Anny's bone heads (~1.4 mm on held-out shapes), and posed with
+:func:`smpl_pose_from_anny` its limb segments point where Anny's do (< 0.3 degrees; trunk and neck, which have
+fewer joints than Anny's, within a few degrees).
 """
 
 from __future__ import annotations
@@ -19,7 +29,8 @@ from human3d.errors import DatasetError
 from human3d.geometry.cameras import make_intrinsics, project_points
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
-__all__ = ["SyntheticSet", "default_data_root", "mocap_anny_poses", "make_synthetic_set", "DEFAULT_CLIPS"]
+__all__ = ["SyntheticSet", "default_data_root", "mocap_anny_poses", "make_synthetic_set", "DEFAULT_CLIPS",
+           "SMPL_FROM_ANNY", "anny_tpose", "smpl_pose_from_anny", "smpl_data_from_anny"]
 
 # (path under the data root, BVH unit scale to metres). Only clips held out of every shipped pose prior
 # (human3d.data.mocap.HOLDOUT; the "simple" prior's statistics come from 01_01 and 14_14): 131_01 (walk) was
@@ -140,14 +151,22 @@ def _smpl_pose_from_world(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """SMPL global_orient [n, 3], body_pose [n, Jp*3] whose joints turn like the mapped Anny bones.
 
+    ``model``: an SMPL-family model (its joint names, parents and ``body_pose`` size), or None for SMPL.
     ``world`` [n, J_anny, 3, 3]: Anny bones' world rotations relative to Anny's zero pose; ``rest`` [J_anny, 3, 3]:
     the same for the SMPL model's rest pose (:func:`anny_tpose`; None: Anny's zero pose). SMPL joint ``j``
     mapped to bone ``b`` (:data:`SMPL_FROM_ANNY`) gets the global rotation ``world[b] rest[b]^T`` (its segment
     goes from the rest pose to the bone's posed direction); unmapped joints follow their parent.
     """
-    names = list(model.joint_names)
-    parents = [int(p) for p in model.parents]
-    jp = model.parameter_shapes()["body_pose"][0] // 3
+    if model is None:
+        from human3d.body.smpl import SMPL_JOINT_NAMES
+
+        names = list(SMPL_JOINT_NAMES)
+        parents = [-1] + [names.index(_SMPL_PARENT[j]) for j in names[1:]]
+        jp = len(names) - 1
+    else:
+        names = list(model.joint_names)
+        parents = [int(p) for p in model.parents]
+        jp = model.parameter_shapes()["body_pose"][0] // 3
     n = world.shape[0]
     eye = torch.eye(3, dtype=world.dtype).expand(n, 3, 3)
     G = []
@@ -161,6 +180,27 @@ def _smpl_pose_from_world(
     local = [G[0]] + [G[parents[j]].transpose(-1, -2) @ G[j] for j in range(1, len(names))]
     rv = matrix_to_axis_angle(torch.stack(local, 1))  # [n, J, 3]
     return rv[:, 0], rv[:, 1 : 1 + jp].reshape(n, -1)
+
+
+@torch.no_grad()
+def smpl_pose_from_anny(
+    global_orient: torch.Tensor, body_pose: torch.Tensor, model=None, reference=None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Convert an AnnyBody pose (``global_orient`` [n, 3], ``body_pose`` [n, 103*3], "local-ref", canonical
+    frame) into an SMPL-family pose (``global_orient`` [n, 3], ``body_pose`` [n, Jp*3]) in which each SMPL joint
+    turns like the Anny bone :data:`SMPL_FROM_ANNY` maps to it, relative to SMPL's T-pose rest
+    (:func:`anny_tpose`). ``model``: the SMPL-family model (None: SMPL). Float64 inside, returns the input dtype.
+    """
+    from human3d.body.retarget import anny_reference
+
+    ref = reference if reference is not None else anny_reference()
+    n = global_orient.shape[0]
+    D = axis_angle_to_matrix(torch.cat([global_orient[:, None], body_pose.reshape(n, -1, 3)], 1).double())
+    world = [D[:, 0]]
+    for c in range(1, len(ref.names)):
+        world.append(world[ref.parents[c]] @ D[:, c])
+    go, bp = _smpl_pose_from_world(model, torch.stack(world, 1), ref.names, anny_tpose(ref)[0])
+    return go.to(global_orient.dtype), bp.to(body_pose.dtype)
 
 
 def _smpl_joint_of_bone(ref) -> list[int]:
