@@ -474,7 +474,7 @@ def check_raster_gsplat(rec: dict):
 def _write_side_by_side(path: Path, pred: torch.Tensor, gt: torch.Tensor) -> None:
     import cv2
 
-    img = torch.cat([pred.clamp(0, 1), gt.clamp(0, 1)], 1).cpu().numpy()
+    img = torch.cat([pred.detach().cpu().clamp(0, 1), gt.detach().cpu().clamp(0, 1)], 1).numpy()
     cv2.imwrite(str(path), (img[..., ::-1] * 255 + 0.5).astype(np.uint8))
 
 

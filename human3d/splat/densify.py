@@ -95,7 +95,9 @@ def update_param_and_state(gaussians: Gaussians, optimizer: torch.optim.Optimize
 def _split_samples(gaussians: Gaussians, idx: torch.Tensor, n_samples: int, generator=None) -> dict:
     """New parameters for splitting Gaussians ``idx`` into ``n_samples`` each (reference ``densify_and_split``)."""
     scales = gaussians.scales[idx].repeat(n_samples, 1)  # [S*k, 3]
-    noise = torch.randn(scales.shape, generator=generator, device=scales.device) * scales
+    # drawn on the generator's device (the trainers keep a CPU generator for reproducibility), then moved
+    gen_device = generator.device if generator is not None else scales.device
+    noise = torch.randn(scales.shape, generator=generator, device=gen_device).to(scales.device) * scales
     R = quaternion_to_matrix(gaussians.quats[idx]).repeat(n_samples, 1, 1)
     means = (R @ noise[..., None])[..., 0] + gaussians.means[idx].repeat(n_samples, 1)
     new = {
