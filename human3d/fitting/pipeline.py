@@ -80,7 +80,7 @@ def fit_images(
     model="anny",
     model_path=None,
     focal: float | None = None,
-    prior: str = "simple",
+    prior: str = "auto",
     config: SMPLifyConfig | None = None,
     mask=None,
     overlays: bool = True,
@@ -171,7 +171,7 @@ def fit_images(
     sizes = torch.tensor(batch_size, dtype=torch.float32)
     masks = batch_mask if any(m is not None for m in batch_mask) else None
     log(f"fitting {kp.shape[0]} person(s) in {sum(1 for r in records if not r['error'])} image(s) "
-        f"(model {body.family}, prior {prior}, {cfg.optimizer})")  # fmt: skip
+        f"(model {body.family}, prior {_prior_label(prior, body.family)}, {cfg.optimizer})")  # fmt: skip
     res = smplify(body, kp, K.to(body.dtype), prior=prior, skeleton=skeleton, config=cfg, image_size=sizes,
                   masks=masks, progress=progress)  # fmt: skip
 
@@ -275,3 +275,11 @@ def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
         "images": records,
     }
 
+
+def _prior_label(prior, family: str) -> str:
+    """What a prior argument means, for logs ("auto" resolved per model family)."""
+    if isinstance(prior, str) and prior == "auto":
+        from human3d.fitting.config import default_prior
+
+        return f"auto -> {default_prior(family)}"
+    return str(prior)

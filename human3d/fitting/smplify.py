@@ -246,7 +246,7 @@ def smplify(
     model,
     keypoints2d,
     camera,
-    prior="simple",
+    prior="auto",
     *,
     skeleton: str | None = None,
     config: SMPLifyConfig | None = None,
@@ -264,7 +264,8 @@ def smplify(
             (OpenPose COCO-18, converted to BODY_25). Confidence 0 = missing.
         camera: :class:`~human3d.geometry.cameras.Cameras` (one, or one per person) or intrinsics ``K``
             ``[B, 3, 3]`` / ``[3, 3]`` (identity extrinsics).
-        prior: pose prior: ``"simple"`` (built-in Gaussian), ``"vae" | "flow" | "diffusion" | "gan"`` (shipped
+        prior: pose prior: ``"auto"`` (default: the learned flow for Anny, ``"simple"`` for SMPL-family models,
+            see :func:`~human3d.fitting.config.default_prior`), ``"simple"`` (built-in Gaussian), ``"vae" | "flow" | "diffusion" | "gan"`` (shipped
             learned priors), ``"none"``/None, or any object with ``energy(x)`` (see
             :func:`~human3d.fitting.priors.make_pose_term`).
         skeleton: keypoint skeleton name, if K alone does not tell.
@@ -315,7 +316,7 @@ def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks
     ok = torch.tensor([r is None for r in reasons], device=device)
     space = pose_space(model)
     term = make_pose_term(prior, space, model)
-    prior_name = prior if isinstance(prior, str) else ("none" if prior is None else type(prior).__name__)
+    prior_name = term.name if term is not None else "none"
     kp_fn = keypoint_function(model)
 
     params = model.default_params(B)
