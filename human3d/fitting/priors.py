@@ -31,8 +31,10 @@ The pose prior is anything with ``energy(x) -> [B]`` (:class:`generative.priors.
 ``"simple"`` prior is a diagonal Gaussian (:class:`generative.priors.GaussianPrior`) over the group axis-angles:
 for Anny its mean and standard deviations are statistics of the learned priors' training mocap (``_ANNY_MEAN``/
 ``_ANNY_STD``, from ``tools/build_assets/simple_prior_stats.py``; the clips of the tests and benchmarks are held
-out); for the SMPL family the T-pose with lowered arms and hand-set deviations (``_SMPL_MEAN``/``_SMPL_STD``). Stage 2 starts from the mean pose. ``"auto"`` picks the family's default
-(:data:`human3d.fitting.config.DEFAULT_PRIOR`: the flow for Anny, ``"simple"`` for SMPL). Learned priors (``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
+out); for the SMPL family the same poses mapped onto SMPL's joints (``_SMPL_MEAN``/``_SMPL_STD``,
+``--family smpl``). Stage 2 starts from the mean pose. ``"auto"`` picks the family's default
+(:data:`human3d.fitting.config.DEFAULT_PRIOR`: the flow for Anny, ``"simple"`` for SMPL). Learned priors
+(``"gaussian"``, ``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
 :func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
 The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
 """
@@ -88,10 +90,25 @@ _SMPL_BODY = [
     "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
     "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
 ]  # fmt: skip
-# SMPL family: zero mean (the T-pose) except the arms, lowered ~63 degrees (shoulders about -/+z), hand-set stds.
-_SMPL_MEAN = {"left_shoulder": (0.0, 0.0, -1.1), "right_shoulder": (0.0, 0.0, 1.1)}
-_SMPL_STD = {"hip": 0.7, "spine1": 0.2, "spine2": 0.15, "spine3": 0.15, "knee": 0.8, "ankle": 0.3, "foot": 0.1,
-             "neck": 0.25, "collar": 0.15, "head": 0.3, "shoulder": 0.8, "elbow": 0.9, "wrist": 0.5}  # fmt: skip
+# Simple prior for the SMPL family (SMPL, SMPL-H, SMPL-X share these 21 body joints): mean and standard deviation
+# (floored at 0.1 rad) of each joint's body_pose axis-angle over the same training poses as Anny's, mapped onto SMPL's
+# joints (human3d.fitting.synthetic.smpl_pose_from_anny: SMPL's own convention, rotations relative to its T-pose
+# rest; the feet are never driven by the mocap: zero mean, std at the floor). Written by
+# tools/build_assets/simple_prior_stats.py --family smpl. Order: _SMPL_BODY x (x, y, z).
+_SMPL_MEAN = [
+    -0.237, -0.008, -0.004, -0.257, 0.013, -0.004, -0.008, 0.01, 0.009, 0.456, 0.03, -0.016, 0.485, -0.031, 0.017,
+    -0.008, 0.01, 0.009, -0.167, 0.062, 0.008, -0.159, -0.125, -0.019, -0.004, 0.005, 0.005, 0.0, 0.0, 0.0,
+    0.0, 0.0, 0.0, -0.039, -0.045, -0.004, 0.032, -0.058, 0.21, 0.037, 0.031, -0.192, 0.258, -0.141, 0.015,
+    -0.041, -0.344, -1.329, -0.153, 0.205, 1.264, -0.001, -1.171, 0.067, -0.001, 1.253, -0.072, 0.012, 0.063, 0.273,
+    0.013, 0.149, -0.18,
+]  # fmt: skip
+_SMPL_STD = [
+    0.316, 0.197, 0.18, 0.308, 0.189, 0.199, 0.1, 0.1, 0.1, 0.37, 0.1, 0.1, 0.4, 0.1, 0.1,
+    0.1, 0.1, 0.1, 0.246, 0.181, 0.1, 0.227, 0.182, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1,
+    0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.118, 0.241, 0.1, 0.128, 0.23, 0.238, 0.275, 0.124,
+    0.518, 0.56, 0.525, 0.508, 0.568, 0.536, 0.1, 0.652, 0.1, 0.1, 0.608, 0.1, 0.1, 0.314, 0.3,
+    0.1, 0.282, 0.291,
+]  # fmt: skip
 
 # (limb, upper joint, hinge joint, lower joint) names per family; "forward" sign: +1 elbow (forearm forward),
 # -1 knee (shin backward).
@@ -183,11 +200,6 @@ def _family(model) -> str:
     raise InvalidInputError(f"model: fitting supports Anny and the SMPL family, got family {fam!r}")
 
 
-def _std_for(name: str, table: dict[str, float]) -> float:
-    key = name.split(".")[0].removeprefix("left_").removeprefix("right_")
-    return table[key]
-
-
 @torch.no_grad()
 def pose_space(model) -> PoseSpace:
     """The :class:`PoseSpace` of ``model`` (cached on the model object)."""
@@ -198,12 +210,7 @@ def pose_space(model) -> PoseSpace:
     names = list(model.joint_names)
     jp = model.parameter_shapes()["body_pose"][0] // 3
     pose_names = names[1 : 1 + jp]
-    if fam == "anny":
-        groups = _ANNY_GROUPS
-        table = {}
-    else:
-        groups = [(n, [n]) for n in _SMPL_BODY if n in pose_names]
-        table = _SMPL_STD
+    groups = _ANNY_GROUPS if fam == "anny" else [(n, [n]) for n in _SMPL_BODY]
     E = torch.zeros(len(groups), jp)
     for g, (_, members) in enumerate(groups):
         for m in members:
@@ -211,12 +218,8 @@ def pose_space(model) -> PoseSpace:
                 raise InvalidInputError(f"model: joint {m!r} missing from {model.family}'s body_pose joints")
             E[g, pose_names.index(m)] = 1.0 / len(members)
     group_names = [n for n, _ in groups]
-    if fam == "anny":
-        mean = torch.tensor(_ANNY_MEAN).reshape(-1, 3)
-        std = torch.tensor(_ANNY_STD).reshape(-1, 3)
-    else:
-        mean = torch.tensor([_SMPL_MEAN.get(n, (0.0, 0.0, 0.0)) for n in group_names])
-        std = torch.tensor([_std_for(n, table) for n in group_names])[:, None].expand(-1, 3).clone()
+    mean = torch.tensor(_ANNY_MEAN if fam == "anny" else _SMPL_MEAN).reshape(-1, 3)  # [G, 3]
+    std = torch.tensor(_ANNY_STD if fam == "anny" else _SMPL_STD).reshape(-1, 3)  # [G, 3]
 
     # Hinge axes from the zero pose (canonical frame: Y up, facing +Z).
     out = model(model.default_params(1))

@@ -121,6 +121,63 @@ def _dataset(work: Path, rebuild: bool):
     return d
 
 
+SMPL_BODY_JOINTS = 21
+"""SMPL body_pose joints the SMPL-family priors score: the first 21 (SMPL-H / SMPL-X have only these; SMPL's two
+hand joints are not driven by the mocap)."""
+
+
+@torch.no_grad()
+def smpl_body_vectors(x: torch.Tensor, groups: list, body_pose_joints: list[str], chunk: int = 2048) -> torch.Tensor:
+    """Anny pose-group vectors ``[N, 51]`` -> SMPL ``body_pose`` of the first 21 joints ``[N, 63]`` (axis-angle,
+    SMPL's own convention: rotation relative to the parent in world-aligned axes of its T-pose rest).
+
+    Each vector is expanded to Anny's ``body_pose`` (group rotations split over their bones, as
+    ``pose_space(AnnyBody()).body_pose``), then mapped onto SMPL's joints with
+    :func:`human3d.fitting.synthetic.smpl_pose_from_anny` at a zero ``global_orient``.
+    """
+    from generative.priors.pose import body_pose_from_groups, group_expand_matrix
+    from human3d.body.retarget import anny_reference
+    from human3d.fitting.synthetic import smpl_pose_from_anny
+
+    E = group_expand_matrix([(n, list(m)) for n, m in groups], list(body_pose_joints))
+    ref = anny_reference()
+    out = []
+    for i in range(0, x.shape[0], chunk):
+        bp = body_pose_from_groups(x[i : i + chunk].double(), E)  # [n, 309]
+        _, bp_s = smpl_pose_from_anny(torch.zeros(bp.shape[0], 3, dtype=bp.dtype), bp, reference=ref)  # [n, 69]
+        out.append(bp_s[:, : 3 * SMPL_BODY_JOINTS].float())
+    return torch.cat(out)
+
+
+def _smpl_dataset(work: Path, rebuild: bool):
+    """The Anny dataset of :func:`_dataset` with its poses mapped onto SMPL's first 21 body joints (cached)."""
+    cache = work / "pose_dataset_smpl.pt"
+    if cache.is_file() and not rebuild:
+        return torch.load(cache, weights_only=True)
+    d = dict(_dataset(work, rebuild))
+    t = time.time()
+    for split in ("train", "val"):
+        d[split] = smpl_body_vectors(d[split].float(), d["groups"], d["body_pose_joints"])
+    from human3d.body.smpl import SMPL_JOINT_NAMES
+
+    names = list(SMPL_JOINT_NAMES[1 : 1 + SMPL_BODY_JOINTS])
+    d["groups"] = [[n, [n]] for n in names]
+    d["body_pose_joints"] = names
+    with atomic_path(cache) as tmp:
+        torch.save(d, tmp)
+    print(f"SMPL dataset: {d['train'].shape[0]} train / {d['val'].shape[0]} val poses ({time.time() - t:.0f} s)")
+    return d
+
+
+def dataset(work: Path, rebuild: bool = False, family: str = "anny"):
+    """Training / held-out pose vectors of ``family`` (``"anny"``: 51-D groups; ``"smpl"``: 63-D body_pose)."""
+    if family == "anny":
+        return _dataset(work, rebuild)
+    if family == "smpl":
+        return _smpl_dataset(work, rebuild)
+    raise typer.BadParameter(f"--family: expected 'anny' or 'smpl', got {family!r}")
+
+
 def _train(kind: str, x: torch.Tensor, loc, scale, cfg: PriorTraining, work: Path, steps_scale: float):
     u = (x - loc) / scale
     D = x.shape[1]
