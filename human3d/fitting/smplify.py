@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -311,6 +312,8 @@ def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks
             raise InvalidInputError(f"image_size: expected positive (W, H), got {image_size}")
     if skeleton == "openpose_coco18":
         kp_in, skeleton = convert_keypoints(kp_in, "openpose_coco18", "body25"), "body25"
+    if masks is not None:
+        masks = _check_masks(masks, B, sizes)
     kp, dropped = _clean_keypoints(kp_in, sizes, cfg)
     reasons = _skip_reasons(kp, cfg)
     ok = torch.tensor([r is None for r in reasons], device=device)
@@ -483,7 +486,8 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
         g0 = space.mean.to(device, dtype)[None].expand(B, -1, -1)
     lat = term.latent if (term is not None and cfg.latent_pose) else None
     prior_sched = cfg.prior_weights(term.name if term is not None else "none")
-    sil = _Silhouette(model, masks, K, w2c, sizes, cfg) if masks is not None and cfg.silhouette_weight > 0 else None
+    use_sil = masks is not None and any(m is not None for m in masks) and cfg.silhouette_weight > 0
+    sil = _Silhouette(model, masks, K, w2c, scale, cfg) if use_sil else None
     state = {"evals": 0}
     history: list[float] = []
 
@@ -516,7 +520,11 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
             state["evals"] += 1
             groups = pose_groups()
             p = assemble(groups)
-            X = kp_fn(p)[skeleton]
+            if sil is None:
+                X = kp_fn(p)[skeleton]
+            else:  # the silhouette needs the mesh; its keypoints are the same as kp_fn's
+                out = model(p)
+                X, verts = out.keypoints[skeleton], out.vertices
             pr = project_points(X, K, w2c)
             t = st["t"]
             data = _data_energy(pr.uv, pr.valid, kp, scale, _anneal((cfg.robust_sigma_start, cfg.robust_sigma), t))
@@ -534,8 +542,8 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
             if cfg.angle_limit_weight > 0:
                 ang, lo, hi = hinge_angles(groups, space)
                 e = e + cfg.angle_limit_weight * hinge_limit_energy(ang.reshape(B, -1), lo.flatten(), hi.flatten())
-            if sil is not None:
-                e = e + cfg.silhouette_weight * sil.energy(p)
+            if sil is not None and t >= cfg.silhouette_start:
+                e = e + cfg.silhouette_weight * sil.energy(verts)
             return e, data, prior_e
 
         def on_step(i, e):
@@ -639,50 +647,156 @@ def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, annea
     return done
 
 
-class _Silhouette:
-    """Soft-silhouette term against per-person masks, rendered at ``cfg.silhouette_size`` px (long side).
+def _check_masks(masks, B: int, sizes) -> list:
+    """Validate ``masks`` (see :func:`smplify`) -> a list of B entries, each a float32 ``[H, W]`` tensor or None."""
+    if isinstance(masks, np.ndarray):
+        masks = torch.from_numpy(np.ascontiguousarray(masks))
+    if isinstance(masks, torch.Tensor):
+        if masks.dim() == 2:
+            masks = masks[None]
+        if masks.dim() != 3:
+            raise InvalidInputError(f"masks: expected [B, H, W] or a list of [H, W] masks, got {tuple(masks.shape)}")
+        masks = list(masks)
+    if not isinstance(masks, (list, tuple)):
+        raise InvalidInputError(f"masks: expected a tensor [B, H, W] or a list, got {type(masks).__name__}")
+    if len(masks) != B:
+        raise InvalidInputError(f"masks: expected {B} entries (one per person, None for none), got {len(masks)}")
+    out = []
+    for b, m in enumerate(masks):
+        if m is None:
+            out.append(None)
+            continue
+        if isinstance(m, np.ndarray):
+            m = torch.from_numpy(np.ascontiguousarray(m))
+        if not isinstance(m, torch.Tensor):
+            raise InvalidInputError(f"masks[{b}]: expected a [H, W] tensor/array or None, got {type(m).__name__}")
+        if m.dim() != 2 or m.shape[0] < 2 or m.shape[1] < 2:
+            raise InvalidInputError(f"masks[{b}]: expected [H, W] (H, W >= 2), got shape {tuple(m.shape)}")
+        m = m.detach().to(torch.float32)
+        if not bool(torch.isfinite(m).all()):
+            raise InvalidInputError(f"masks[{b}]: contains NaN or inf")
+        lo, hi = float(m.min()), float(m.max())
+        if lo < 0.0 or hi > 1.0:
+            raise InvalidInputError(f"masks[{b}]: values must lie in [0, 1] (bool or float; divide 8-bit masks by "
+                                    f"255), got [{lo:g}, {hi:g}]")  # fmt: skip
+        if sizes is not None:
+            W, H = int(round(float(sizes[b, 0]))), int(round(float(sizes[b, 1])))
+            if tuple(m.shape) != (H, W):
+                raise InvalidInputError(f"masks[{b}]: is {m.shape[1]}x{m.shape[0]} (WxH), the image is {W}x{H}; "
+                                        "give masks at the image's resolution")  # fmt: skip
+        if not bool((m > 0.5).any()):
+            raise InvalidInputError(f"masks[{b}]: empty (no pixel > 0.5); pass None for a person without a mask")
+        out.append(m)
+    return out
 
-    A person whose mask is None has no term. Energy: ``1 - soft IoU`` (the mask is the person's silhouette).
+
+_COVER_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {n: vertex indices}
+
+
+def _cover_vertices(model, n: int) -> torch.Tensor:
+    """Farthest-point sample of ``n`` vertices of the model's rest mesh (cached per model)."""
+    per_model = _COVER_CACHE.setdefault(model, {})
+    if n not in per_model:
+        with torch.no_grad():
+            rest = model(model.default_params(1)).vertices[0]  # [V, 3]
+        per_model[n] = _farthest_points(rest.to(torch.float32), n)
+    return per_model[n]
+
+
+def _farthest_points(x: torch.Tensor, n: int) -> torch.Tensor:
+    """Indices [n] of a farthest-point sample of points ``x`` [V, 3] (deterministic: starts at vertex 0)."""
+    V = x.shape[0]
+    if n >= V:
+        return torch.arange(V, device=x.device)
+    idx = torch.zeros(n, dtype=torch.long, device=x.device)
+    d = ((x - x[0]) ** 2).sum(-1)
+    for i in range(1, n):
+        idx[i] = d.argmax()
+        d = torch.minimum(d, ((x - x[idx[i]]) ** 2).sum(-1))
+    return idx
+
+
+class _Silhouette:
+    """Silhouette term against per-person masks (``cfg.silhouette_loss``); a person whose mask is None has none.
+
+    Each mask is cropped to its bounding box (plus a margin) and resampled so the crop's longer side has
+    ``cfg.silhouette_size`` pixels; the camera intrinsics are mapped to the crop (pixel centres stay at ``j + 0.5``).
+
+    * ``"chamfer"``: :func:`~human3d.fitting.losses.silhouette_chamfer_energy` on the projected vertices
+      (distance transform of the mask + Chamfer from mask boundary points to a farthest-point vertex subset).
+    * ``"soft_iou"``: ``1 - soft IoU`` of :func:`~human3d.render.soft.render_soft_silhouette` in the crop.
     """
 
-    def __init__(self, model, masks, K, w2c, sizes, cfg):
+    MARGIN = 0.15  # crop margin, fraction of the mask's bounding box's longer side
+
+    def __init__(self, model, masks, K, w2c, scale, cfg):
         import torch.nn.functional as F
 
-        B = K.shape[0]
-        if len(masks) != B:
-            raise InvalidInputError(f"masks: expected {B} entries (one per person), got {len(masks)}")
-        self.model, self.faces = model, model.faces
-        self.has = torch.tensor([m is not None for m in masks], device=K.device)
+        from human3d.fitting.losses import mask_boundary_points, mask_distance_transform
+
+        B, dtype, device = K.shape[0], K.dtype, K.device
+        self.model, self.faces, self.loss = model, model.faces, cfg.silhouette_loss
+        self.has = torch.tensor([m is not None for m in masks], device=device)
         S = int(cfg.silhouette_size)
-        grids, Ks = [], []
-        shapes = []
+        crops, Ks, factors = [], [], []
         for b, m in enumerate(masks):
             if m is None:
-                m = torch.zeros(8, 8)
-            m = torch.as_tensor(m, dtype=torch.float32)
-            if m.dim() != 2:
-                raise InvalidInputError(f"masks[{b}]: expected [H, W], got shape {tuple(m.shape)}")
+                m = torch.ones(2, 2)
+            m = m.to(torch.float32)
+            ii, jj = (m > 0.5).nonzero(as_tuple=True)
+            i0, i1, j0, j1 = int(ii.min()), int(ii.max()) + 1, int(jj.min()), int(jj.max()) + 1
+            pad = int(math.ceil(self.MARGIN * max(i1 - i0, j1 - j0))) + 2
+            i0, i1, j0, j1 = i0 - pad, i1 + pad, j0 - pad, j1 + pad
             H, W = m.shape
-            f = S / max(H, W)
-            h, w = max(1, round(H * f)), max(1, round(W * f))
-            grids.append(F.interpolate(m[None, None], size=(h, w), mode="area")[0, 0].clamp(0, 1))
+            oi, oj = max(0, -i0), max(0, -j0)  # where the image's (0, 0) sits in the padded array
+            crop = F.pad(m, (oj, max(0, j1 - W), oi, max(0, i1 - H)))[i0 + oi : i1 + oi, j0 + oj : j1 + oj]
+            f = min(1.0, S / max(i1 - i0, j1 - j0))
+            h, w = max(2, round((i1 - i0) * f)), max(2, round((j1 - j0) * f))
+            fy, fx = h / (i1 - i0), w / (j1 - j0)
+            if (h, w) != tuple(crop.shape):
+                crop = F.interpolate(crop[None, None], size=(h, w), mode="area")[0, 0]
             Kb = K[b].clone()
-            Kb[:2] *= torch.tensor([w / W, h / H], dtype=K.dtype, device=K.device)[:, None]
-            Kb[2] = torch.tensor([0.0, 0.0, 1.0], dtype=K.dtype, device=K.device)
+            Kb[0] = Kb[0] * fx - torch.tensor([0.0, 0.0, j0 * fx], dtype=dtype, device=device)
+            Kb[1] = Kb[1] * fy - torch.tensor([0.0, 0.0, i0 * fy], dtype=dtype, device=device)
+            crops.append(crop.clamp(0, 1))
             Ks.append(Kb)
-            shapes.append((h, w))
-        self.H, self.W = max(s[0] for s in shapes), max(s[1] for s in shapes)
-        target = torch.zeros(B, self.H, self.W)
-        for b, g in enumerate(grids):
-            target[b, : g.shape[0], : g.shape[1]] = g
-        self.target = target.to(K.device, K.dtype)
+            factors.append(math.sqrt(fx * fy))
+        self.H, self.W = max(c.shape[0] for c in crops), max(c.shape[1] for c in crops)
         self.cameras = Cameras(torch.stack(Ks), w2c, self.W, self.H)
+        self.scale = scale * torch.tensor(factors, dtype=dtype, device=device)  # person size in crop pixels
+        if self.loss == "soft_iou":
+            target = torch.zeros(B, self.H, self.W)
+            for b, c in enumerate(crops):
+                target[b, : c.shape[0], : c.shape[1]] = c
+            self.target = target.to(device, dtype)
+            return
+        # chamfer: distance transforms (a crop smaller than the grid is padded with background: the transform of
+        # the padded mask is the same as the crop's, the mask being inside the crop), boundary points
+        dist = torch.zeros(B, self.H, self.W)
+        pts = torch.zeros(B, cfg.silhouette_points, 2)
+        valid = torch.zeros(B, cfg.silhouette_points, dtype=torch.bool)
+        for b, c in enumerate(crops):
+            full = torch.zeros(self.H, self.W)
+            full[: c.shape[0], : c.shape[1]] = c
+            dist[b] = mask_distance_transform(full)
+            p = mask_boundary_points(c, cfg.silhouette_points)
+            pts[b, : p.shape[0]], valid[b, : p.shape[0]] = p, True
+        self.dist, self.pts, self.valid = dist.to(device, dtype), pts.to(device, dtype), valid.to(device)
+        self.cover = _cover_vertices(model, cfg.silhouette_vertices).to(device)
 
-    def energy(self, params) -> torch.Tensor:
-        from human3d.render.soft import render_soft_silhouette
+    def energy(self, vertices: torch.Tensor) -> torch.Tensor:
+        """[B] silhouette energy of posed vertices [B, V, 3] (world frame); 0 for persons without a mask."""
+        if self.loss == "soft_iou":
+            from human3d.fitting.losses import soft_iou_energy
+            from human3d.render.soft import render_soft_silhouette
 
-        verts = self.model(params).vertices
-        sil = render_soft_silhouette(verts, self.faces, self.cameras, sigma=1.0, compute_depth=False,
-                                     cull_backfaces=True).silhouette  # fmt: skip
-        e = soft_iou_energy(sil, self.target)
+            sil = render_soft_silhouette(vertices, self.faces, self.cameras, sigma=1.0, compute_depth=False,
+                                         cull_backfaces=True).silhouette  # fmt: skip
+            e = soft_iou_energy(sil, self.target)
+        else:
+            from human3d.fitting.losses import silhouette_chamfer_energy
+
+            pr = project_points(vertices, self.cameras.K, self.cameras.world_to_camera)
+            e = silhouette_chamfer_energy(pr.uv, self.dist, self.pts, self.valid, self.scale,
+                                          uv_cover=pr.uv[:, self.cover], vertex_valid=pr.valid)  # fmt: skip
         return torch.where(self.has, e, torch.zeros_like(e))
