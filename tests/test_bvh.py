@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import math
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,9 +13,10 @@ import torch
 from scipy.spatial.transform import Rotation
 
 from human3d.data.bvh import forward_kinematics, parse_bvh, read_bvh
+from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError, InvalidInputError
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 SUBJECT131 = DATA / "cmu_mocap_bvh_subject131"
 MORE = DATA / "mocap_bvh_more"
 

@@ -12,13 +12,12 @@ import pytest
 import torch
 
 from human3d.data import colmap
+from human3d.data.paths import shared_data_dir
 from human3d.data.scenes import detect_scene_format, load_blender_scene, load_colmap_scene, load_scene
 from human3d.errors import DatasetError
 from human3d.geometry import look_at
 
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_lego_400"
-if not LEGO.is_dir():
-    LEGO = Path("/work/shared/data/nerf_lego_400")
+LEGO = shared_data_dir() / "nerf_lego_400"
 
 
 # ------------------------------------------------------------------------------------------------ real data

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import smpl_synth as synth
 import torch
 from PIL import Image
 from typer.testing import CliRunner
 
-import smpl_synth as synth
 from human3d.body.io import load_params
 from human3d.body.retarget import anny_reference
 from human3d.body.smpl import SMPL
+from human3d.data.paths import shared_data_dir
 from human3d.errors import InvalidInputError
 from human3d.fitting import smplify
 from human3d.fitting.camera_init import body_frame
@@ -33,7 +34,7 @@ from human3d.geometry.cameras import make_intrinsics
 from human3d.metrics import pa_mpjpe
 
 ROOT = Path(__file__).resolve().parents[1]
-COCO = ROOT.parent / "shared" / "data" / "coco_keypoints_mini"
+COCO = shared_data_dir() / "coco_keypoints_mini"
 EXAMPLE = ROOT / "assets" / "examples"
 
 

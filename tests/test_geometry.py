@@ -2,13 +2,13 @@
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
+from human3d.data.paths import shared_data_dir
 from human3d.errors import InvalidInputError
 from human3d.geometry import (
     Cameras,
@@ -30,10 +30,9 @@ from human3d.geometry import (
     quaternion_to_axis_angle,
     quaternion_to_matrix,
     rotation_6d_to_matrix,
-    unproject_points,
 )
 
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_lego_400"
+LEGO = shared_data_dir() / "nerf_lego_400"
 
 
 def _random_rotvecs(n, seed=0):

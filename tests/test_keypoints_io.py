@@ -19,9 +19,10 @@ from human3d.data.keypoints import (
     parse_coco,
     parse_openpose,
 )
+from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "coco_keypoints_mini"
+SHARED = shared_data_dir() / "coco_keypoints_mini"
 
 
 def _openpose(people: list[list[float]]) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,12 +10,11 @@ import torch
 from typer.testing import CliRunner
 
 from human3d.cli.nerf import app
+from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError, ModelFileError
 from human3d.nerf import NerfTrainer, preset
 
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_lego_400"
-if not LEGO.is_dir():
-    LEGO = Path("/work/shared/data/nerf_lego_400")
+LEGO = shared_data_dir() / "nerf_lego_400"
 
 # CPU test setting: 100x100 images, a small hash grid and ~16k samples per step
 E2E = dict(downscale=4, max_steps=250, target_samples=2**14, n_levels=12, max_resolution=512, render_step_size=0.01,
@@ -168,8 +166,9 @@ def test_pe_nerf_baseline_trains_a_step(tmp_path, one_thread):
 
 
 def test_trains_on_a_colmap_scene(tmp_path, one_thread):
-    from human3d.data import colmap
     from test_data_scenes import _synthetic_colmap
+
+    from human3d.data import colmap
 
     root = tmp_path / "scene"
     model = _synthetic_colmap(root)

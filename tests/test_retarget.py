@@ -4,7 +4,6 @@ bone directions match the mocap's, a T-pose gives horizontal arms, hinges stay h
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -23,10 +22,11 @@ from human3d.body.retarget import (
 )
 from human3d.data.bvh import read_bvh
 from human3d.data.mocap import load_motion, trim_start
+from human3d.data.paths import shared_data_dir
 from human3d.errors import InvalidInputError
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
-DATA = Path("/work/shared/data")
+DATA = shared_data_dir()
 MORE = DATA / "mocap_bvh_more"
 WALK_EXPMAP = MORE / "cmu_expmap_li2018/train/walking/walking_1_stride4.txt"
 

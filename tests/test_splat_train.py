@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from human3d.cli.splat import app
 from human3d.data import colmap
+from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError, InvalidInputError, ModelFileError
 from human3d.geometry.cameras import intrinsics_from_fov, invert_rigid, look_at
 from human3d.splat import Gaussians, rasterize
@@ -22,9 +23,7 @@ from human3d.splat.ply import load_ply
 from human3d.splat.sh import sh_to_rgb
 from human3d.splat.trainer import SplatTrainer
 
-LEGO = Path(__file__).resolve().parents[2] / "shared" / "data" / "nerf_lego_400"
-if not LEGO.is_dir():
-    LEGO = Path("/work/shared/data/nerf_lego_400")
+LEGO = shared_data_dir() / "nerf_lego_400"
 
 
 # ------------------------------------------------------------------------------------------------ end to end

@@ -1,7 +1,8 @@
 """Motion-capture corpora for pose priors: loaders beyond BVH, the clip registry with licences, and the pose
 dataset (mocap retargeted to Anny, as the pose-prior group vectors).
 
-Sources (read from ``/work/shared/data`` or ``$HUMAN3D_MOCAP_ROOT``; never copied into the repo):
+Sources (read from ``$HUMAN3D_MOCAP_ROOT``, else :func:`human3d.data.paths.shared_data_dir`; never copied into the
+repo):
 
 =================================  ======================  ==============================  ==========
 folder                             rig (retarget spec)     licence                         use
@@ -71,7 +72,10 @@ CMU38_NAMES: list[str | None] = [
 def mocap_root() -> Path:
     """Folder holding ``cmu_mocap_bvh_subject131/`` and ``mocap_bvh_more/`` (``$HUMAN3D_MOCAP_ROOT`` or the shared
     data folder)."""
-    return Path(os.environ.get("HUMAN3D_MOCAP_ROOT", "/work/shared/data"))
+    from human3d.data.paths import shared_data_dir
+
+    env = os.environ.get("HUMAN3D_MOCAP_ROOT")
+    return Path(env) if env else shared_data_dir()
 
 
 def read_cmu_expmap(path, skeleton=None, fps: float = 30.0, scale: float = 0.056444) -> Motion:

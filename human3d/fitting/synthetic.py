@@ -19,7 +19,6 @@ fewer joints than Anny's, within a few degrees).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,11 +65,11 @@ _TPOSE_SEGMENTS = (("upperarm01", "lowerarm01"), ("lowerarm01", "wrist"), ("wris
 
 
 def default_data_root() -> Path:
-    """``$HUMAN3D_DATA`` or ``<repo>/../shared/data``."""
-    env = os.environ.get("HUMAN3D_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[2].parent / "shared" / "data"
+    """The shared data folder (:func:`human3d.data.paths.shared_data_dir`: ``$HUMAN3D_DATA``, else
+    ``../shared/data`` beside the checkout)."""
+    from human3d.data.paths import shared_data_dir
+
+    return shared_data_dir()
 
 
 @dataclass

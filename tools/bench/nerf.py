@@ -31,9 +31,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run from a checkout without installing
 
+from human3d.data.paths import shared_data_dir  # noqa: E402
 from human3d.nerf import NerfTrainer, preset  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "nerf_lego_400"
+DEFAULT_DATA = shared_data_dir() / "nerf_lego_400"
 
 
 def _eval_pixels(trainer: NerfTrainer, rays) -> float:

@@ -29,10 +29,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
+from human3d.data.paths import shared_data_dir  # noqa: E402
 from human3d.geometry.cameras import intrinsics_from_fov, look_at  # noqa: E402
 from human3d.splat import Gaussians, rasterize  # noqa: E402
 
-LEGO = ROOT.parent / "shared" / "data" / "nerf_lego_400"
+LEGO = shared_data_dir() / "nerf_lego_400"
 
 
 def _timeit(fn, repeats: int, clock) -> float:
