@@ -119,16 +119,17 @@ class SMPLifyConfig:
     depth_weight: float = 0.01
     """Stage 1: weight of ``((t_z - t_z_init) / 0.1 m)^2`` keeping depth near the similar-triangles estimate."""
 
-    silhouette_weight: float = 300.0
+    silhouette_weight: float = 100.0
     """Weight of the silhouette energy (only for persons given a mask, see ``silhouette_loss``). The default
-    suits ``"chamfer"`` (squared distances in units of the person's size, like the keypoint term; 100-300 was
-    best on the synthetic set of tools/bench/fit_silhouette.py, 1000+ pulls the keypoints off: Adam then moves
-    every direction at full step); ``"soft_iou"`` (energy in [0, 1]) needs ~2."""
+    suits ``"chamfer"`` (squared distances in units of the person's size, like the keypoint term). On the
+    synthetic set of tools/bench/fit_silhouette.py 100 and 300 gave the same 3D gains, 300 with a larger
+    reprojection error; 1000 pulls the fit off the keypoints and is worse than no mask (with strong gradients
+    Adam moves every direction at full step, see ``adam_eps``). ``"soft_iou"`` (energy in [0, 1]) needs ~2."""
 
     silhouette_start: float = 0.3
-    """Fraction of stage 2 (0 to 1) after which the silhouette term is on. The keypoints first pose the limbs
-    (from the mean pose, a limb may be nearest to the wrong part of the mask); on from the start, the term cost
-    ~6 mm PA-MPJPE at weight 300 on the synthetic set."""
+    """Fraction of stage 2 (0 to 1) after which the silhouette term is on. The keypoints first pose the limbs:
+    from the mean pose a limb's nearest mask outline may belong to another part, and with the term on from the
+    start fits were worse than without a mask (synthetic set: 91 vs 59 mm PA-MPJPE at weight 300)."""
 
     silhouette_loss: str = "chamfer"
     """``"chamfer"``: distance-transform / Chamfer energy between the projected vertices and the mask

@@ -23,7 +23,11 @@ bounding box, so weights do not depend on image resolution)::
 
     E = sum_k c_k GM(|pi(X_k) - x_k|^2 / s^2; sigma) / sigma^2          (robust reprojection, Geman-McClure)
       + w_pose(t) * E_prior(pose) + w_shape(t) * |z|^2                 (annealed priors)
-      + w_limit * E_limits(elbows, knees) + w_sil * (1 - IoU(mask))     (hinge limits; optional silhouette)
+      + w_limit * E_limits(elbows, knees) + w_sil * E_sil(mask)         (hinge limits; optional silhouette)
+
+``E_sil`` (only with masks, from ``silhouette_start`` of stage 2 on) is the two-sided Chamfer / distance-transform
+energy of :func:`~human3d.fitting.losses.silhouette_chamfer_energy` between the projected mesh vertices and the
+mask's outline, in the same units (``SMPLifyConfig.silhouette_loss``).
 
 Cameras follow :mod:`human3d.geometry.cameras` (OpenCV, pixels with centres at ``j + 0.5``). Parameters are
 returned in the model's world frame (the given cameras' extrinsics are respected; with identity extrinsics the
@@ -273,9 +277,12 @@ def smplify(
         config: :class:`SMPLifyConfig`; keyword ``overrides`` replace its fields (e.g. ``body_iters=30``).
         image_size: ``(W, H)`` or ``[B, 2]`` per person (default: the Cameras' size); used to drop keypoints
             outside the image and for the silhouette term.
-        masks: optional person masks, ``[B, H, W]`` in [0, 1] or a list with a ``[H, W]`` tensor or None per
-            person (image resolution). A mask marked as shared by several persons should be given to each; the
-            term then only penalises body outside the mask (see ``_silhouette_energy``).
+        masks: optional person masks at the image's resolution: ``[B, H, W]``, or a list with a ``[H, W]``
+            tensor/array or None (no silhouette term) per person; bool or float in [0, 1] (binarised at 0.5 by the
+            default ``"chamfer"`` loss). Each should be that person's whole silhouette: the term pulls the body
+            onto the mask's outline, so a mask that includes other people or misses occluded parts misleads it.
+            Wrong count or size, values outside [0, 1], NaN/inf or an empty mask raise ``InvalidInputError``.
+            See ``SMPLifyConfig.silhouette_*``.
         progress: True for a tqdm bar, or a callable ``(done, total)``.
         init: optional starting parameters ``[B, ...]`` (model names). With ``global_orient`` and ``transl``
             stage 1 is skipped; ``body_pose`` starts the pose groups (least-squares projection onto them) and the
@@ -742,7 +749,7 @@ class _Silhouette:
         for b, m in enumerate(masks):
             if m is None:
                 m = torch.ones(2, 2)
-            m = m.to(torch.float32)
+            m = (m > 0.5).float() if self.loss == "chamfer" else m.to(torch.float32)  # chamfer: binary at 0.5
             ii, jj = (m > 0.5).nonzero(as_tuple=True)
             i0, i1, j0, j1 = int(ii.min()), int(ii.max()) + 1, int(jj.min()), int(jj.max()) + 1
             pad = int(math.ceil(self.MARGIN * max(i1 - i0, j1 - j0))) + 2
