@@ -18,11 +18,23 @@ densities (flows, Gaussians) are well defined; the training poses stay well insi
 :meth:`PosePrior.from_body_pose` / :meth:`PosePrior.to_body_pose` convert between ``body_pose`` ``[B, 309]``
 and ``x`` (bones outside the groups are ignored / set to zero).
 
+The prior vector (SMPL family)
+------------------------------
+The ``smpl_pose_<kind>`` priors score SMPL's ``body_pose`` of its first 21 joints (:data:`SMPL_PRIOR_JOINTS`:
+hips, spine1-3, knees, ankles, feet, neck, collars, head, shoulders, elbows, wrists), one group per joint, as
+axis-angles in SMPL's own convention (rotation relative to the parent in axes that are world-aligned in SMPL's
+T-pose rest): ``x`` ``[B, 63]``. SMPL-H and SMPL-X have exactly these 21 ``body_pose`` joints; SMPL's 23 end with
+the two hand joints, which the prior ignores (:meth:`PosePrior.from_body_pose` takes the first 21). They were
+trained on the Anny priors' mocap *mapped onto SMPL's joints*
+(:func:`human3d.fitting.synthetic.smpl_pose_from_anny`), not on real SMPL fits or AMASS (see
+``assets/priors/PROVENANCE.md`` for what that leaves out).
+
 Kinds
 -----
 ``"gaussian"`` (full-covariance Gaussian, exact), ``"vae"`` (VPoser-like, energy = -ELBO at the posterior mean),
 ``"flow"`` (RealNVP, exact NLL), ``"diffusion"`` (:class:`DPoserPrior`: DPoser's one-step denoising energy
-with a stop-gradient), ``"gan"`` (HMR-like discriminator energy). Weights ship in ``assets/priors/anny_pose_<kind>.safetensors`` (+ ``.json``), trained by
+with a stop-gradient), ``"gan"`` (HMR-like discriminator energy). Weights ship in
+``assets/priors/<model>_pose_<kind>.safetensors`` (+ ``.json``; ``model`` ``anny`` or ``smpl``), trained by
 ``tools/build_assets/train_pose_priors.py`` on permissively licensed mocap (CMU, MIT); see
 ``assets/priors/PROVENANCE.md``.
 """
@@ -42,6 +54,8 @@ from .base import BasePrior, DiffusionPrior, load_prior, register_prior
 
 __all__ = [
     "ANNY_PRIOR_GROUPS",
+    "SMPL_PRIOR_JOINTS",
+    "POSE_PRIOR_MODELS",
     "POSE_PRIOR_KINDS",
     "PosePrior",
     "load_pose_prior",
@@ -55,6 +69,16 @@ __all__ = [
 ]
 
 POSE_PRIOR_KINDS = ("gaussian", "vae", "flow", "diffusion", "gan")
+POSE_PRIOR_MODELS = ("anny", "smpl")
+"""Body-model families with shipped pose priors (SMPL-H and SMPL-X use the ``"smpl"`` ones)."""
+_MODEL_ALIASES = {"anny": "anny", "smpl": "smpl", "smplh": "smpl", "smplx": "smpl"}
+
+SMPL_PRIOR_JOINTS = [
+    "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
+    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
+    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+]  # fmt: skip
+"""The SMPL-family priors' joints: the first 21 of ``body_pose`` (SMPL, SMPL-H, SMPL-X alike), in order."""
 
 _SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
 _NECK = ["neck01", "neck02", "neck03"]
@@ -206,10 +230,13 @@ class PosePrior(nn.Module):
 
     # ---- body_pose mapping ------------------------------------------------------------------------------------
     def from_body_pose(self, body_pose: torch.Tensor) -> torch.Tensor:
-        """``body_pose`` ``[B, 3 * J]`` (or ``[B, J, 3]``) -> prior vector ``[B, dim]``."""
+        """``body_pose`` ``[B, 3 * J]`` (or ``[B, J, 3]``) -> prior vector ``[B, dim]``. SMPL-family priors also
+        take SMPL's ``[B, 69]`` (23 joints): its first 21 joints are the prior's, the two hand joints are ignored."""
         J = len(self.body_pose_joints)
         if body_pose.dim() == 3:
             body_pose = body_pose.reshape(body_pose.shape[0], -1)
+        if self.model_family == "smpl" and body_pose.dim() == 2 and body_pose.shape[1] == 3 * (J + 2):
+            body_pose = body_pose[:, : 3 * J]  # SMPL: drop left_hand, right_hand
         check_tensor(body_pose, "body_pose", (None, 3 * J), dtype_floating=True)
         return groups_from_body_pose(body_pose, self.expand)
 
@@ -226,52 +253,70 @@ class PosePrior(nn.Module):
         return f"kind={self.kind!r}, model={self.model_family!r}, dim={self.dim}, groups={len(self.groups)}"
 
 
+def _model_key(model: str) -> str:
+    key = _MODEL_ALIASES.get(model) if isinstance(model, str) else None
+    if key is None:
+        raise InvalidInputError(
+            f"model: pose priors ship for {list(POSE_PRIOR_MODELS)} (SMPL-H / SMPL-X use 'smpl'), got {model!r}"
+        )
+    return key
+
+
 def pose_prior_path(kind: str, model: str = "anny", root=None) -> Path:
-    """Path of the shipped weights of a pose prior kind."""
+    """Path of the shipped weights of a pose prior kind for ``model`` (``"anny"``, or ``"smpl"`` / ``"smplh"`` /
+    ``"smplx"``, which share the ``smpl_pose_<kind>`` files)."""
     if kind not in POSE_PRIOR_KINDS:
         raise InvalidInputError(f"kind: expected one of {list(POSE_PRIOR_KINDS)}, got {kind!r}")
-    if model != "anny":
-        raise InvalidInputError(
-            f"model: pose priors ship for the default body model 'anny' only (got {model!r}); SMPL body_pose "
-            "priors need mocap retargeted to SMPL, whose model files are not shipped"
-        )
-    return Path(root or assets_dir()) / f"{model}_pose_{kind}.safetensors"
+    return Path(root or assets_dir()) / f"{_model_key(model)}_pose_{kind}.safetensors"
 
 
 def load_pose_prior(
     kind: str = "flow", model: str = "anny", root=None, device: str | torch.device = "cpu"
 ) -> PosePrior:
-    """Load a shipped pose prior (frozen): ``kind`` in :data:`POSE_PRIOR_KINDS`, ``model`` ``"anny"``.
+    """Load a shipped pose prior (frozen): ``kind`` in :data:`POSE_PRIOR_KINDS`; ``model`` the body-model family,
+    ``"anny"`` (51-D pose groups) or ``"smpl"`` (SMPL's first 21 ``body_pose`` joints, 63-D; ``"smplh"`` and
+    ``"smplx"`` load the same files).
 
     ``root`` overrides the weights folder (default ``assets/priors``). The returned :class:`PosePrior` scores the
     group vector (``from_body_pose`` builds it from a full ``body_pose``).
     """
     path = pose_prior_path(kind, model, root)
+    fam = _model_key(model)
     if not path.is_file():
         raise ModelFileError(
             f"pose prior '{path}' not found; build it with tools/build_assets/train_pose_priors.py"
+            + ("" if fam == "anny" else " --family smpl")
         )
     prior = load_prior(path, device=device)
     prov = getattr(prior, "provenance", {}) or {}
     pose = prov.get("pose")
     if not isinstance(pose, dict) or "groups" not in pose or "body_pose_joints" not in pose:
         raise ModelFileError(f"pose prior '{path}': its config lacks provenance.pose (groups, body_pose_joints)")
+    if pose.get("model", "anny") != fam:
+        raise ModelFileError(f"pose prior '{path}': trained for model {pose.get('model')!r}, not {fam!r}")
     try:
         groups = [(str(n), list(ms)) for n, ms in pose["groups"]]
-        out = PosePrior(prior, groups, list(pose["body_pose_joints"]), kind=kind, model=model, provenance=prov)
+        out = PosePrior(prior, groups, list(pose["body_pose_joints"]), kind=kind, model=fam, provenance=prov)
     except (TypeError, ValueError, InvalidInputError) as e:
         raise ModelFileError(f"pose prior '{path}': malformed pose description ({e})") from None
     return out.to(device)
 
 
 def pose_provenance(
-    groups: list[tuple[str, list[str]]], body_pose_joints: list[str], **extra: Any
+    groups: list[tuple[str, list[str]]], body_pose_joints: list[str], model: str = "anny", **extra: Any
 ) -> dict[str, Any]:
-    """The ``provenance`` dict written beside pose-prior weights (JSON-serialisable)."""
+    """The ``provenance`` dict written beside pose-prior weights (JSON-serialisable); ``model`` ``"anny"`` or
+    ``"smpl"``."""
+    rep = {
+        "anny": "axis-angle per group, AnnyBody body_pose convention (local-ref, canonical axes)",
+        "smpl": "axis-angle per joint, SMPL body_pose convention (relative to the parent, world-aligned axes of the "
+        "T-pose rest); the first 21 body_pose joints; poses mapped from Anny-retargeted mocap "
+        "(human3d.fitting.synthetic.smpl_pose_from_anny)",
+    }[_model_key(model)]
     out = {
         "pose": {
-            "model": "anny",
-            "representation": "axis-angle per group, AnnyBody body_pose convention (local-ref, canonical axes)",
+            "model": _model_key(model),
+            "representation": rep,
             "groups": [[n, list(ms)] for n, ms in groups],
             "body_pose_joints": list(body_pose_joints),
         }

@@ -320,8 +320,9 @@ def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
       ``"simple"`` for the SMPL family); the returned term is named after the resolved kind;
     * ``"none"`` / None: no pose prior;
     * ``"simple"``: :func:`simple_pose_prior` over the group axis-angles;
-    * ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded through
-      ``generative.priors.pose.load_pose_prior``; it reads the ``body_pose`` entries of the bones it names;
+    * ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded
+      through ``generative.priors.pose.load_pose_prior`` (Anny: its 17 groups; SMPL / SMPL-H / SMPL-X: the first 21
+      ``body_pose`` joints, SMPL's two hand joints unscored); it scores the same group vector as ``"simple"``;
     * a Prior object: its ``dim`` must be ``3 * G`` (group axis-angles) or ``3 * Jp`` (full ``body_pose``), unless
       it has a ``bones`` attribute naming ``body_pose`` joints.
     """
@@ -344,8 +345,7 @@ def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
                 f"prior: the learned pose priors are not available in this installation ({e}); "
                 "use --prior simple or --prior none"
             ) from None
-        fam = "anny" if space.family == "anny" else (getattr(model, "family", "smpl") if model is not None else "smpl")
-        p = load_pose_prior(prior, model=fam)
+        p = load_pose_prior(prior, model=space.family)  # "anny" or "smpl" (SMPL-H / SMPL-X share SMPL's 21 joints)
         return _term_from_object(p, space, model, prior)
     if not hasattr(prior, "energy"):
         raise InvalidInputError(f"prior: expected a kind name or an object with energy(x), got {type(prior).__name__}")
