@@ -71,3 +71,6 @@ def test_bad_masks_are_rejected(anny_model):
         torch.testing.assert_close(a.params[k], b.params[k])
     c = fit([None, gt[1]])
     assert bool(c.fitted.all())
+    union = gt.amax(0)  # one mask object for both persons = a shared mask (only keeps each body inside it)
+    d = fit([union, union])
+    assert bool(d.fitted.all()) and all(bool(torch.isfinite(v).all()) for v in d.params.values())

@@ -281,7 +281,9 @@ def smplify(
             tensor/array or None (no silhouette term) per person; bool or float in [0, 1] (binarised at 0.5 by the
             default ``"chamfer"`` loss). Each should be that person's whole silhouette: the term pulls the body
             onto the mask's outline, so a mask that includes other people or misses occluded parts misleads it.
-            Wrong count or size, values outside [0, 1], NaN/inf or an empty mask raise ``InvalidInputError``.
+            The same mask object given to several persons is a mask of all of them: it then only keeps each
+            body inside it (no pull to cover it). Wrong count or size, values outside [0, 1], NaN/inf or an
+            empty mask raise ``InvalidInputError``.
             See ``SMPLifyConfig.silhouette_*``.
         progress: True for a tqdm bar, or a callable ``(done, total)``.
         init: optional starting parameters ``[B, ...]`` (model names). With ``global_orient`` and ``transl``
@@ -319,8 +321,9 @@ def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks
             raise InvalidInputError(f"image_size: expected positive (W, H), got {image_size}")
     if skeleton == "openpose_coco18":
         kp_in, skeleton = convert_keypoints(kp_in, "openpose_coco18", "body25"), "body25"
+    shared = None
     if masks is not None:
-        masks = _check_masks(masks, B, sizes)
+        masks, shared = _check_masks(masks, B, sizes)
     kp, dropped = _clean_keypoints(kp_in, sizes, cfg)
     reasons = _skip_reasons(kp, cfg)
     ok = torch.tensor([r is None for r in reasons], device=device)
@@ -341,7 +344,7 @@ def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks
         bar = _Progress(progress, cfg.camera_iters + cfg.body_iters)
         mask_sub = None
         if masks is not None:
-            mask_sub = [masks[int(i)] for i in idx]
+            mask_sub = ([masks[int(i)] for i in idx], [shared[int(i)] for i in idx])
         init_sub = None
         if init is not None:
             full = model.validate_params({k: torch.as_tensor(v).to(device) for k, v in init.items()})
@@ -493,7 +496,7 @@ def _fit(model, kp_fn, space: PoseSpace, term: PoseTerm | None, kp, K, w2c, size
         g0 = space.mean.to(device, dtype)[None].expand(B, -1, -1)
     lat = term.latent if (term is not None and cfg.latent_pose) else None
     prior_sched = cfg.prior_weights(term.name if term is not None else "none")
-    use_sil = masks is not None and any(m is not None for m in masks) and cfg.silhouette_weight > 0
+    use_sil = masks is not None and any(m is not None for m in masks[0]) and cfg.silhouette_weight > 0
     sil = _Silhouette(model, masks, K, w2c, scale, cfg) if use_sil else None
     state = {"evals": 0}
     history: list[float] = []
@@ -654,8 +657,9 @@ def _optimize(variables, energy_fn, n_iters, optimizer, lr, lbfgs_lr, bar, annea
     return done
 
 
-def _check_masks(masks, B: int, sizes) -> list:
-    """Validate ``masks`` (see :func:`smplify`) -> a list of B entries, each a float32 ``[H, W]`` tensor or None."""
+def _check_masks(masks, B: int, sizes) -> tuple[list, list[bool]]:
+    """Validate ``masks`` (see :func:`smplify`) -> B entries (a float32 ``[H, W]`` tensor or None) and, per
+    person, whether the same mask object was given to another person too (a shared mask)."""
     if isinstance(masks, np.ndarray):
         masks = torch.from_numpy(np.ascontiguousarray(masks))
     if isinstance(masks, torch.Tensor):
@@ -668,6 +672,8 @@ def _check_masks(masks, B: int, sizes) -> list:
         raise InvalidInputError(f"masks: expected a tensor [B, H, W] or a list, got {type(masks).__name__}")
     if len(masks) != B:
         raise InvalidInputError(f"masks: expected {B} entries (one per person, None for none), got {len(masks)}")
+    ids = [id(m) for m in masks]
+    shared = [m is not None and ids.count(id(m)) > 1 for m in masks]
     out = []
     for b, m in enumerate(masks):
         if m is None:
@@ -694,7 +700,7 @@ def _check_masks(masks, B: int, sizes) -> list:
         if not bool((m > 0.5).any()):
             raise InvalidInputError(f"masks[{b}]: empty (no pixel > 0.5); pass None for a person without a mask")
         out.append(m)
-    return out
+    return out, shared
 
 
 _COVER_CACHE: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model -> {n: vertex indices}
@@ -737,10 +743,12 @@ class _Silhouette:
     MARGIN = 0.15  # crop margin, fraction of the mask's bounding box's longer side
 
     def __init__(self, model, masks, K, w2c, scale, cfg):
+        """``masks``: (list of B ``[H, W]`` tensors or None, list of B bools: mask shared with other persons)."""
         import torch.nn.functional as F
 
         from human3d.fitting.losses import mask_boundary_points, mask_distance_transform
 
+        masks, shared = masks
         B, dtype, device = K.shape[0], K.dtype, K.device
         self.model, self.faces, self.loss = model, model.faces, cfg.silhouette_loss
         self.has = torch.tensor([m is not None for m in masks], device=device)
@@ -786,8 +794,9 @@ class _Silhouette:
             full = torch.zeros(self.H, self.W)
             full[: c.shape[0], : c.shape[1]] = c
             dist[b] = mask_distance_transform(full)
-            p = mask_boundary_points(c, cfg.silhouette_points)
-            pts[b, : p.shape[0]], valid[b, : p.shape[0]] = p, True
+            if not shared[b]:  # a shared mask only keeps the body inside it (no coverage term)
+                p = mask_boundary_points(c, cfg.silhouette_points)
+                pts[b, : p.shape[0]], valid[b, : p.shape[0]] = p, True
         self.dist, self.pts, self.valid = dist.to(device, dtype), pts.to(device, dtype), valid.to(device)
         self.cover = _cover_vertices(model, cfg.silhouette_vertices).to(device)
 
