@@ -182,7 +182,9 @@ class SMPLifyConfig:
             if not isinstance(v, int) or v < 8:
                 raise InvalidInputError(f"{name}: expected an integer >= 8, got {v!r}")
         if not (isinstance(self.silhouette_weight, (int, float)) and self.silhouette_weight >= 0):
-            raise InvalidInputError(f"silhouette_weight: expected a non-negative number, got {self.silhouette_weight!r}")
+            raise InvalidInputError(
+                f"silhouette_weight: expected a non-negative number, got {self.silhouette_weight!r}"
+            )
         if self.optimizer not in ("adam", "lbfgs"):
             raise InvalidInputError(f"optimizer: expected 'adam' or 'lbfgs', got {self.optimizer!r}")
         for name in ("camera_iters", "body_iters", "min_keypoints", "restarts"):

@@ -83,7 +83,8 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=16, help="persons per synthetic set (one batch)")
     ap.add_argument("--seeds", default="0", help="comma-separated seeds of the synthetic sets (results pooled)")
     ap.add_argument("--settings", default="standard,hard", help=f"keypoint settings: {','.join(SETTINGS)}")
-    ap.add_argument("--variants", default="none,mask,mask w300,mask w1000", help=f"comma-separated fits to compare: {', '.join(VARIANTS)}")
+    ap.add_argument("--variants", default="none,mask,mask w300,mask w1000",
+                    help=f"comma-separated fits to compare: {', '.join(VARIANTS)}")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "fit_silhouette.json"),
                     help="JSON file for the results ('' = do not write)")
     args = ap.parse_args()
