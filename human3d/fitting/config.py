@@ -9,8 +9,10 @@ from human3d.errors import InvalidInputError
 __all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior"]
 
 # What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for Anny (the
-# most accurate on tools/bench/fit.py at a small cost per person); SMPL-family models have no learned prior (no SMPL
-# mocap retargets ship), so they keep the built-in diagonal Gaussian.
+# most accurate on tools/bench/fit.py at a small cost per person). SMPL-family models keep the built-in diagonal
+# Gaussian (mocap statistics): the shipped smpl_pose_flow was not clearly better on the Anny-derived SMPL-format file
+# (tools/bench/fit.py --model smpl, 3 x 32 persons: 64.7 vs 68.4 mm PA-MPJPE, paired difference -3.6 +- 3.0 mm,
+# better for 54% of persons; tools/bench/results/fit_priors_smpl.json).
 DEFAULT_PRIOR: dict[str, str] = {"anny": "flow", "smpl": "simple"}
 
 
