@@ -54,8 +54,8 @@ def fit(
                                           "else the image diagonal sqrt(W^2 + H^2) (a 53 degree diagonal FOV)."),
     prior: PriorName = typer.Option(PriorName.auto, "--prior", help="Pose prior: auto (default: the learned "
                                     "flow for Anny, simple for SMPL-family models), simple (built-in diagonal "
-                                    "Gaussian), gaussian/vae/flow/diffusion/gan (shipped learned priors, Anny "
-                                    "only) or none."),
+                                    "Gaussian of mocap statistics), gaussian/vae/flow/diffusion/gan (shipped "
+                                    "learned priors, for Anny and for SMPL/SMPL-H/SMPL-X body_pose) or none."),
     optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default) or lbfgs."),
     iters: Optional[int] = typer.Option(None, "--iters", min=0, help="Full-body (stage 2) iterations "
                                         "(default from SMPLifyConfig)."),
