@@ -270,8 +270,9 @@ def smplify(
         camera: :class:`~human3d.geometry.cameras.Cameras` (one, or one per person) or intrinsics ``K``
             ``[B, 3, 3]`` / ``[3, 3]`` (identity extrinsics).
         prior: pose prior: ``"auto"`` (default: the learned flow for Anny, ``"simple"`` for SMPL-family models,
-            see :func:`~human3d.fitting.config.default_prior`), ``"simple"`` (built-in Gaussian), ``"vae" | "flow" | "diffusion" | "gan"`` (shipped
-            learned priors), ``"none"``/None, or any object with ``energy(x)`` (see
+            see :func:`~human3d.fitting.config.default_prior`), ``"simple"`` (built-in diagonal Gaussian from mocap
+            statistics), ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"`` (the shipped learned priors, for
+            Anny and for SMPL-family ``body_pose``), ``"none"``/None, or any object with ``energy(x)`` (see
             :func:`~human3d.fitting.priors.make_pose_term`).
         skeleton: keypoint skeleton name, if K alone does not tell.
         config: :class:`SMPLifyConfig`; keyword ``overrides`` replace its fields (e.g. ``body_iters=30``).
