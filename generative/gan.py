@@ -10,6 +10,7 @@ Losses (l = discriminator logit, D = sigmoid(l)):
   critic (WGAN-GP):                    E_fake[f] - E_real[f] + λ E_x̂[(||∇_x̂ f(x̂)||_2 - 1)^2],
                                        x̂ = ε x_real + (1 - ε) x_fake, ε ~ U[0, 1] per example
   generator (WGAN):                    -E_fake[f]
+  R1 penalty (optional, both losses):  γ/2 E_real[||∇_x l(x)||_2^2]  (Mescheder et al. 2018; zero-centred on the data)
 The optimal non-saturating discriminator is D*(x) = p_data(x) / (p_data(x) + p_g(x)).
 """
 
@@ -48,6 +49,15 @@ def critic_loss_wasserstein(real_scores: torch.Tensor, fake_scores: torch.Tensor
 def generator_loss_wasserstein(fake_scores: torch.Tensor) -> torch.Tensor:
     """WGAN generator loss -E[f(G(z))]."""
     return -fake_scores.mean()
+
+
+def r1_penalty(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor) -> torch.Tensor:
+    """R1 penalty E_real[||∇_x critic(x)||_2^2] (Mescheder et al. 2018, "Which training methods for GANs do actually
+    converge?"): zero-centred on real data, it makes the logit flat on the data and smooth around it. ``critic`` maps
+    [B, ...] -> [B]; the squared norm is over all non-batch dims; differentiable w.r.t. the critic's parameters."""
+    x = real.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return grad.reshape(grad.shape[0], -1).pow(2).sum(1).mean()
 
 
 def gradient_penalty(
@@ -106,6 +116,8 @@ class GANConfig:
     ``auxiliary_negatives``). 0 gives the plain GAN; ~0.5 makes D a usable energy prior away from G's support."""
     aux_negative_std: float = 1.0
     """Typical noise std (data units) of the auxiliary negatives; each example's std is this × LogUniform(1/3, 3)."""
+    r1_weight: float = 0.0
+    """γ of the R1 penalty γ/2 E_real[||∇_x D(x)||^2] added to the discriminator loss (0: none)."""
 
 
 class GAN(nn.Module):
@@ -120,6 +132,8 @@ class GAN(nn.Module):
             raise InvalidInputError("GANConfig: give either cond_dim or num_classes, not both")
         if not 0.0 <= cfg.aux_negative_fraction <= 1.0:
             raise InvalidInputError(f"aux_negative_fraction: expected a fraction in [0, 1], got {cfg.aux_negative_fraction}")
+        if cfg.r1_weight < 0:
+            raise InvalidInputError(f"r1_weight: expected >= 0, got {cfg.r1_weight}")
         if cfg.d_steps < 1:
             raise InvalidInputError(f"d_steps: expected >= 1, got {cfg.d_steps}")
         self.data_shape = tuple(int(s) for s in cfg.data_shape)
@@ -173,10 +187,16 @@ class GAN(nn.Module):
         lr, lf = self.discriminate(real, cond), self.discriminate(fake, cond)
         if self.config.loss == "nonsaturating":
             loss = discriminator_loss_nonsaturating(lr, lf)
-            return loss, {"d_loss": float(loss.detach())}
-        gp = gradient_penalty(lambda x: self.discriminate(x, cond), real, fake)
-        w = critic_loss_wasserstein(lr, lf)
-        return w + self.config.gp_weight * gp, {"d_loss": float(w.detach()), "gp": float(gp.detach())}
+            logs = {"d_loss": float(loss.detach())}
+        else:
+            gp = gradient_penalty(lambda x: self.discriminate(x, cond), real, fake)
+            w = critic_loss_wasserstein(lr, lf)
+            loss, logs = w + self.config.gp_weight * gp, {"d_loss": float(w.detach()), "gp": float(gp.detach())}
+        if self.config.r1_weight > 0:
+            r1 = r1_penalty(lambda x: self.discriminate(x, cond), real)
+            loss = loss + 0.5 * self.config.r1_weight * r1
+            logs["r1"] = float(r1.detach())
+        return loss, logs
 
     def generator_loss(self, batch_size: int, cond: torch.Tensor | None = None) -> torch.Tensor:
         """Generator loss on ``batch_size`` fresh samples (conditions ``cond`` [B] or [B, C] if conditional)."""

@@ -12,6 +12,7 @@ from generative.gan import (
     discriminator_loss_nonsaturating,
     generator_loss_nonsaturating,
     gradient_penalty,
+    r1_penalty,
 )
 from generative.training import TrainConfig
 from human3d.errors import InvalidInputError
@@ -46,6 +47,34 @@ def test_gradient_penalty_matches_definition_on_linear_and_quadratic_critics():
     gp3 = gradient_penalty(lambda x: 0.5 * (x**2).flatten(1).sum(1), ri, fi, eps=e[:4])
     xhi = (e[:4, None, None, None] * ri + (1 - e[:4, None, None, None]) * fi).flatten(1)
     torch.testing.assert_close(gp3, ((xhi.norm(dim=1) - 1) ** 2).mean())
+
+
+def test_r1_penalty_matches_definition_and_enters_the_discriminator_loss():
+    torch.manual_seed(0)
+    A = torch.randn(3, 3)
+    A = (A + A.T).requires_grad_(True)
+    real = torch.randn(6, 3)
+    # quadratic critic f(x) = x^T A x / 2 (A symmetric): gradient A x -> E ||A x||^2, and d/dA is differentiable
+    r1 = r1_penalty(lambda x: 0.5 * ((x @ A) * x).sum(1), real)
+    torch.testing.assert_close(r1, ((real @ A.detach()) ** 2).sum(1).mean())
+    (gA,) = torch.autograd.grad(r1, A)
+    assert torch.isfinite(gA).all() and float(gA.abs().sum()) > 0
+    # linear critic: ||w||^2 everywhere; images: squared norm over all non-batch dims
+    w = torch.tensor([0.3, -2.0, 1.1, 0.5])
+    torch.testing.assert_close(r1_penalty(lambda x: x.flatten(1) @ w, torch.randn(3, 1, 2, 2)), w.pow(2).sum())
+    # GAN: the discriminator loss grows by r1_weight / 2 * R1 of its own discriminator on the real batch
+    torch.manual_seed(1)
+    gan = GAN(GANConfig(data_shape=(2,), r1_weight=4.0))
+    x = torch.randn(8, 2)
+    torch.manual_seed(2)
+    with_r1, logs = gan.discriminator_loss(x)
+    gan.config.r1_weight = 0.0
+    torch.manual_seed(2)
+    without, _ = gan.discriminator_loss(x)
+    torch.testing.assert_close(with_r1 - without, 2.0 * r1_penalty(gan.discriminate, x), rtol=1e-5, atol=1e-6)
+    assert logs["r1"] > 0
+    with pytest.raises(InvalidInputError, match="r1_weight"):
+        GAN(GANConfig(r1_weight=-1.0))
 
 
 def test_nonsaturating_losses_are_log_sigmoid_forms():
