@@ -319,7 +319,7 @@ def _provenance_md(d: dict, results: dict, smpl_results: dict | None = None) -> 
         "  CMU split of Li et al. 2018 as exponential maps). " + CMU_CREDIT,
         "- facebookresearch/AnimatedDrawings `fair1_*` and `rokoko_jesse_dance` BVH (MIT licence).",
         "- The Bandai Namco Research Motion Dataset (CC BY-NC-ND 4.0) is **not** used for training; it serves only",
-        "  for evaluation in `tools/bench/pose_priors.py`.",
+        "  for evaluation in `tools/bench/priors.py`.",
         "",
         f"Training poses: {d['train'].shape[0]} from {len(d['train_clips'])} clips. "
         f"Held-out whole clips ({d['val'].shape[0]} poses): {', '.join(d['val_clips'])}.",
