@@ -19,3 +19,15 @@ def anny_model():
     from human3d.body.anny import AnnyBody
 
     return AnnyBody()
+
+
+@pytest.fixture()
+def one_thread():
+    """One torch intra-op thread for the test (restored after): tiny networks and small-op loops run faster than
+    with two threads on a shared 2-core machine, and runs are bit-reproducible."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

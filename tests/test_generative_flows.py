@@ -23,13 +23,7 @@ from generative.training import TrainConfig, fit
 from human3d.errors import InvalidInputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny networks: one intra-op thread avoids OpenMP contention on the shared 2-core machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread
 
 
 def _perturb(module, scale=0.3, seed=0):

@@ -29,15 +29,6 @@ def _restore_threads():
     torch.set_num_threads(n)
 
 
-@pytest.fixture()
-def one_thread():
-    # one intra-op thread: on a shared 2-core machine this is faster than two, and makes runs bit-reproducible
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def lego_run(tmp_path_factory):
     n = torch.get_num_threads()
