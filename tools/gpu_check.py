@@ -24,6 +24,10 @@ Checks (names as in the JSON):
    few views, steps/s, Gaussian count, devices; a side-by-side PNG (prediction | ground truth) of one val view.
 5. ``smpl``: SMPL forward on CUDA vs CPU with a synthetic model file (``tests/smpl_synth.py``): max abs diff of
    vertices / joints at B=64 and forward milliseconds on both devices.
+6. ``fit``: batched SMPLify on CUDA with the Anny-derived SMPL-format model and synthetic people from the held-out
+   mocap clip (both prepared on a machine with Anny: ``--prepare-fit .gpu/data``, which writes
+   ``fit_smpl_model.npz`` and ``fit_smpl_set.npz``): wall seconds at batch 32 / 256 / 1024 with the ``simple`` and
+   ``flow`` priors, PA-MPJPE and reprojection error, and the same batch-32 fit on the CPU for comparison.
 
 Usage on the GPU machine (wheels of gsplat 1.5.3 / roma, also kornia, kornia_rs, trimesh, carried
 in ``.gpu/whl`` (ignored via .git/info/exclude); lego train + 10 val views in ``.gpu/data``; ``carry=[".gpu"]``)::
@@ -67,7 +71,7 @@ os.environ.setdefault("TORCH_EXTENSIONS_DIR", "/tmp/torch_extensions")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-CHECKS = ("raster_torch", "smpl", "nerf", "splat_torch", "gsplat_build", "raster_gsplat", "splat_gsplat")
+CHECKS = ("raster_torch", "smpl", "fit", "nerf", "splat_torch", "gsplat_build", "raster_gsplat", "splat_gsplat")
 
 T0 = time.perf_counter()
 RESULTS: dict = {"env": {}, "checks": {}, "order": []}
@@ -609,6 +613,69 @@ def check_smpl(rec: dict):
     return "PASS" if ok and rec["output_device"].startswith(ARGS.device) else "FAIL"
 
 
+def prepare_fit(folder: Path, n: int = 1024) -> None:
+    """Write the ``fit`` check's inputs (needs Anny and the shared mocap; run on the development machine)."""
+    import numpy as np
+
+    from human3d.body.smpl import SMPL
+    from human3d.fitting.synthetic import make_synthetic_set, smpl_data_from_anny
+
+    folder.mkdir(parents=True, exist_ok=True)
+    data = smpl_data_from_anny()
+    arrays = {k: (v.toarray() if hasattr(v, "toarray") else np.asarray(v)) for k, v in data.items()}
+    np.savez_compressed(folder / "fit_smpl_model.npz", **arrays)
+    model = SMPL(folder / "fit_smpl_model.npz")
+    ds = make_synthetic_set(model, n, seed=0)
+    np.savez_compressed(folder / "fit_smpl_set.npz", keypoints2d=ds.keypoints2d.numpy(), K=ds.K.numpy(),
+                        keypoints3d=ds.keypoints3d.numpy(), size=np.array([ds.width, ds.height]))  # fmt: skip
+    print(f"wrote {folder}/fit_smpl_model.npz and fit_smpl_set.npz ({n} persons)")
+
+
+def check_fit(rec: dict):
+    import numpy as np
+
+    from human3d.body.smpl import SMPL
+    from human3d.fitting import smplify
+    from human3d.metrics import pa_mpjpe
+
+    folder = Path(ARGS.fit_data)
+    if not (folder / "fit_smpl_set.npz").is_file():
+        raise SkipCheck(f"no {folder}/fit_smpl_set.npz (make it with --prepare-fit)")
+    d = np.load(folder / "fit_smpl_set.npz")
+    kp, K, X3 = (torch.from_numpy(d[k]).float() for k in ("keypoints2d", "K", "keypoints3d"))
+    size = tuple(int(v) for v in d["size"])
+    model_cpu = SMPL(folder / "fit_smpl_model.npz")
+    model = SMPL(folder / "fit_smpl_model.npz").to(ARGS.device)
+    batches = [32, 256] if ARGS.quick else [32, 256, 1024]
+    batches = [b for b in batches if b <= kp.shape[0]]
+
+    def run(m, dev, b, prior):
+        t = time.perf_counter()
+        res = smplify(m, kp[:b].to(dev), K[:b].to(dev), prior=prior, image_size=size)
+        sync()
+        wall = time.perf_counter() - t
+        with torch.no_grad():
+            pred = m(res.params).keypoints["coco17"].cpu()
+        pa = float((pa_mpjpe(pred, X3[:b]) * 1000).mean())
+        return wall, pa, float(res.reprojection_error_px.float().mean()), str(res.params["body_pose"].device)
+
+    for prior in ("simple", "flow"):
+        for b in batches:
+            wall, pa, rp, dev = run(model, ARGS.device, b, prior)
+            rec[f"{prior}_B{b}_wall_s"] = round(wall, 2)
+            rec[f"{prior}_B{b}_s_per_person"] = round(wall / b, 4)
+            rec[f"{prior}_B{b}_pa_mpjpe_mm"] = round(pa, 1)
+            rec[f"{prior}_B{b}_reproj_px"] = round(rp, 2)
+            rec["params_device"] = dev
+            log(f"  fit[{prior}] B={b}: {wall:.2f} s ({wall / b * 1000:.1f} ms/person), PA-MPJPE {pa:.1f} mm, "
+                f"reprojection {rp:.2f} px on {dev}")
+    wall, pa, rp, _ = run(model_cpu, "cpu", 32, "simple")
+    rec.update(cpu_simple_B32_wall_s=round(wall, 2), cpu_simple_B32_pa_mpjpe_mm=round(pa, 1), cpu_threads=torch.get_num_threads())
+    log(f"  fit[simple] on CPU ({torch.get_num_threads()} threads) B=32: {wall:.2f} s, PA-MPJPE {pa:.1f} mm")
+    ok = rec["params_device"].startswith(ARGS.device) and rec["simple_B32_pa_mpjpe_mm"] < 90
+    return "PASS" if ok else "FAIL"
+
+
 # ----------------------------------------------------------------------------------------------------------------
 def environment() -> None:
     env = RESULTS["env"]
@@ -664,7 +731,13 @@ def main() -> int:
                     help="channel counts to compile gsplat's rasterization kernels for (a trimmed copy of the "
                          "package; ~30x less kernel code to build), or 'all' for the package as installed")
     ap.add_argument("--only", default="", help=f"comma-separated subset of {','.join(CHECKS)}")
+    ap.add_argument("--fit-data", default=str(ROOT / ".gpu" / "data"), help="folder of the fit check's inputs")
+    ap.add_argument("--prepare-fit", default="", help="write the fit check's inputs to this folder and exit "
+                    "(needs Anny and the shared mocap data)")
     ARGS = ap.parse_args()
+    if ARGS.prepare_fit:
+        prepare_fit(Path(ARGS.prepare_fit))
+        return 0
     ARGS.only = [s for s in ARGS.only.split(",") if s]
     bad = set(ARGS.only) - set(CHECKS)
     if bad:
@@ -691,6 +764,7 @@ def main() -> int:
         quick = ARGS.quick
         run_check("raster_torch", check_raster_torch, 60 if quick else 90)
         run_check("smpl", check_smpl, 60)
+        run_check("fit", check_fit, 150)
         run_check("nerf", check_nerf, ARGS.nerf_seconds + 60)
         run_check("splat_torch", check_splat_torch, ARGS.splat_seconds + 60)
         if gs:

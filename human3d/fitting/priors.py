@@ -223,7 +223,7 @@ def pose_space(model) -> PoseSpace:
 
     # Hinge axes from the zero pose (canonical frame: Y up, facing +Z).
     out = model(model.default_params(1))
-    J = out.joints[0].double()  # [J, 3]
+    J = out.joints[0].detach().double().cpu()  # [J, 3] (the space's tensors live on the CPU; users move them)
     fwd = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
     hinges = []
     for hname, upper, mid, sign in _HINGE_JOINTS[fam]:
@@ -271,6 +271,13 @@ class PoseTerm:
 
     def energy(self, groups: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
         return self.scale * self.prior.energy(self.select(groups, body_pose))
+
+    def to(self, device) -> "PoseTerm":
+        """Move the prior (an ``nn.Module``, moved in place) to ``device``; returns self."""
+        if hasattr(self.prior, "to"):
+            moved = self.prior.to(device)
+            self.prior = moved if moved is not None else self.prior
+        return self
 
 
 @dataclass

@@ -330,6 +330,8 @@ def _smplify(model, keypoints2d, camera, prior, skeleton, cfg, image_size, masks
     ok = torch.tensor([r is None for r in reasons], device=device)
     space = pose_space(model)
     term = make_pose_term(prior, space, model)
+    if term is not None:
+        term.to(device)  # learned priors load on the CPU
     prior_name = term.name if term is not None else "none"
     kp_fn = keypoint_function(model)
 
