@@ -261,7 +261,7 @@ def test_cli(tmp_path):
     res = runner.invoke(app, ["--help"])
     assert res.exit_code == 0
     for opt in ("--keypoints", "--model", "--model-path", "--focal", "--prior", "--optimizer", "--iters", "--out",
-                "--mask"):  # fmt: skip
+                "--mask", "--device"):  # fmt: skip
         assert opt in res.output
     out = tmp_path / "demo"
     res = runner.invoke(app, [str(EXAMPLE / "000000000785.jpg"), "--keypoints",
@@ -278,4 +278,8 @@ def test_cli(tmp_path):
     bad.write_text("[1, 2")
     res = runner.invoke(app, [str(EXAMPLE / "000000000785.jpg"), "--keypoints", str(bad), "--out", str(out)])
     assert res.exit_code == 2 and "not valid JSON" in " ".join(res.output.split())
+    if not torch.cuda.is_available():  # asking for a GPU that is not there is a clear error, not a traceback
+        res = runner.invoke(app, [str(EXAMPLE / "000000000785.jpg"), "--keypoints",
+                                  str(EXAMPLE / "000000000785_keypoints.json"), "--out", str(out), "--device", "cuda"])
+        assert res.exit_code == 2 and "CUDA is not available" in " ".join(res.output.split()), res.output
 

@@ -67,6 +67,9 @@ def fit(
                                         "silhouette term, or a folder of NAME.png masks."),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    device: str = typer.Option("cpu", "--device", help="Where to fit: cpu (default), cuda, or auto (CUDA when "
+                               "available). On a GPU the whole batch fits in about the time of a few people "
+                               "(1,024 people in 1.5 s on an H200, SMPL family)."),
 ) -> None:
     """Fit a body model to every person in IMAGES; write parameters (.npz/.json), meshes (.obj), overlays and
     summary.json to --out. All people of all images are optimised together in one batch."""
@@ -90,7 +93,7 @@ def fit(
         cfg = SMPLifyConfig().replace(**changes)
         run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
-                         gender=gender, log=None if quiet else console.print)  # fmt: skip
+                         gender=gender, log=None if quiet else console.print, device=device)  # fmt: skip
     except Human3DError as e:
         console.print(f"[red]Error:[/red] {e}")
         raise typer.Exit(code=2) from None
