@@ -41,6 +41,7 @@ __all__ = [
     "orbit_world_to_camera",
     "write_png",
     "write_video",
+    "plot_training_log",
 ]
 
 RUN_FILE = "run.json"
@@ -199,3 +200,27 @@ def write_video(frames: Iterable[torch.Tensor], path, fps: int = 24) -> Path:
                 H, W = img.shape[:2]
                 w.append_data(np.pad(img, ((0, H % 2), (0, W % 2), (0, 0)), mode="edge"))  # H.264: even sizes
     return path
+
+
+def plot_training_log(out: Path, title: str) -> Path | None:
+    """Write ``<out>/training.png``: training-batch PSNR and loss against the step, from ``<out>/log.jsonl``.
+
+    Returns the path, or None when the log has no usable rows (a very short run)."""
+    from human3d.plots import line_chart
+
+    log = Path(out) / "log.jsonl"
+    rows = []
+    if log.is_file():
+        for line in log.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a line cut short by an interrupted run
+    rows = [r for r in rows if "step" in r and "psnr" in r]
+    if len(rows) < 2:
+        return None
+    steps = [r["step"] for r in rows]
+    psnr_key = "psnr_ema" if all("psnr_ema" in r for r in rows) else "psnr"
+    return line_chart({f"train PSNR ({'moving average' if psnr_key == 'psnr_ema' else 'batch'})":
+                       (steps, [r[psnr_key] for r in rows])}, Path(out) / "training.png",
+                      title=title, xlabel="step", ylabel="PSNR (dB)", legend="lower right")  # fmt: skip

@@ -34,6 +34,7 @@ from human3d.runs import (
     load_split,
     orbit_world_to_camera,
     pick_views,
+    plot_training_log,
     read_run,
     resolve_device,
     save_checkpoint_file,
@@ -247,6 +248,7 @@ class NerfTrainer:
         finally:
             bar.close()
         self.save_checkpoint()
+        plot_training_log(self.out, "NeRF training")
         return {"step": self.step, "elapsed_s": self.elapsed, **{k: v for k, v in last.items() if k != "step"}}
 
     # ----------------------------------------------------------------------------------------- checkpoints

@@ -31,6 +31,7 @@ from human3d.runs import (
     load_split,
     orbit_world_to_camera,
     pick_views,
+    plot_training_log,
     read_run,
     resolve_device,
     save_checkpoint_file,
@@ -330,6 +331,7 @@ class SplatTrainer:
         finally:
             bar.close()
         self.save_checkpoint()
+        plot_training_log(self.out, "Gaussian splatting training")
         return {"step": self.step, "elapsed_s": self.elapsed, **{k: v for k, v in last.items() if k != "step"},
                 "n_gaussians": len(self.gaussians)}  # fmt: skip
 

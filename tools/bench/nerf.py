@@ -96,39 +96,14 @@ def run_method(name, cfg, data, out, minutes, marks, pixels, final_views=0):
 
 
 def plot(results, path: Path, ref=((5, 18.0), (10, 22.2), (15, 23.5))) -> None:
-    """A small PSNR-vs-minutes line chart drawn with OpenCV (no matplotlib dependency)."""
-    import cv2
+    """PSNR-vs-minutes chart of each run, with the issue's TensoRF reference in grey (:mod:`human3d.plots`)."""
+    from human3d.plots import line_chart
 
-    W, H, m = 720, 460, 60
-    img = np.full((H, W, 3), 255, np.uint8)
-    xmax = max([r["minutes"] for res in results for r in res["rows"]] + [15])
-    ys = [r["val_psnr"] for res in results for r in res["rows"]] + [y for _, y in ref]
-    ymin, ymax = math.floor(min(ys + [10]) / 5) * 5, math.ceil(max(ys + [30]) / 5) * 5
-
-    def px(x, y):
-        return int(m + (W - 2 * m) * x / xmax), int(H - m - (H - 2 * m) * (y - ymin) / (ymax - ymin))
-
-    for y in range(ymin, ymax + 1, 5):
-        cv2.line(img, px(0, y), px(xmax, y), (225, 225, 225), 1)
-        cv2.putText(img, f"{y}", (10, px(0, y)[1] + 5), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    for x in range(0, int(xmax) + 1, 5):
-        cv2.putText(img, f"{x}", (px(x, ymin)[0] - 5, H - m + 20), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    cv2.rectangle(img, px(0, ymax), px(xmax, ymin), (0, 0, 0), 1)
-    cv2.putText(img, "training minutes (CPU)", (W // 2 - 90, H - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
-    cv2.putText(img, "val PSNR (dB), lego 400x400", (m, 35), cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 0, 0), 1)
-    colours = [(200, 80, 0), (0, 0, 200), (0, 150, 0)]
-    series = [(res["name"], [(r["minutes"], r["val_psnr"]) for r in res["rows"]]) for res in results]
-    series.append(("TensoRF (issue reference)", list(ref)))
-    for k, (name, pts) in enumerate(series):
-        c = colours[k % len(colours)] if k < len(series) - 1 else (120, 120, 120)
-        pp = [px(x, y) for x, y in pts]
-        for a, b in zip(pp[:-1], pp[1:]):
-            cv2.line(img, a, b, c, 2, cv2.LINE_AA)
-        for p in pp:
-            cv2.circle(img, p, 4, c, -1, cv2.LINE_AA)
-        cv2.putText(img, name, (W - m - 290, H - m - 75 + 20 * k), cv2.FONT_HERSHEY_SIMPLEX, 0.5, c, 1, cv2.LINE_AA)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
+    series = {res["name"]: ([r["minutes"] for r in res["rows"]], [r["val_psnr"] for r in res["rows"]])
+              for res in results}  # fmt: skip
+    series["TensoRF (issue reference)"] = ([x for x, _ in ref], [y for _, y in ref])
+    line_chart(series, Path(path), title="val PSNR (dB), lego 400x400", xlabel="training minutes (CPU)",
+               ylabel="PSNR (dB)", colors={"TensoRF (issue reference)": (120, 120, 120)}, legend="lower right")  # fmt: skip
 
 
 def main(argv=None):

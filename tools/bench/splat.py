@@ -140,36 +140,11 @@ def bench_train(args) -> list[dict]:
 
 
 def plot_png(points: list[dict], path: Path, title: str) -> None:
-    """A small line plot (PSNR vs minutes) drawn with OpenCV (no matplotlib dependency)."""
-    import cv2
+    """PSNR-vs-minutes chart (:mod:`human3d.plots`)."""
+    from human3d.plots import line_chart
 
-    W, H, m = 640, 400, 60
-    img = np.full((H, W, 3), 255, np.uint8)
-    xs = [0.0] + [p["minutes"] for p in points]
-    ys = [p["psnr"] for p in points]
-    x_max = max(xs) or 1.0
-    y_lo, y_hi = math.floor(min(ys) / 2) * 2 - 2, math.ceil(max(ys) / 2) * 2 + 2
-
-    def px(x, y):
-        return int(m + (W - 2 * m) * x / x_max), int(H - m - (H - 2 * m) * (y - y_lo) / (y_hi - y_lo))
-
-    cv2.line(img, px(0, y_lo), px(x_max, y_lo), (0, 0, 0), 1)
-    cv2.line(img, px(0, y_lo), px(0, y_hi), (0, 0, 0), 1)
-    for y in range(y_lo, y_hi + 1, 2):
-        cv2.line(img, px(0, y), px(x_max, y), (225, 225, 225), 1)
-        cv2.putText(img, str(y), (px(0, y)[0] - 30, px(0, y)[1] + 4), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    for x in range(0, int(x_max) + 1, max(1, int(x_max) // 10)):
-        cv2.putText(img, str(x), (px(x, y_lo)[0] - 4, H - m + 18), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1)
-    pts = [px(p["minutes"], p["psnr"]) for p in points]
-    for a, b in zip(pts[:-1], pts[1:]):
-        cv2.line(img, a, b, (200, 80, 0), 2)
-    for p in pts:
-        cv2.circle(img, p, 3, (200, 80, 0), -1)
-    cv2.putText(img, title, (m, 30), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 1)
-    cv2.putText(img, "minutes of training", (W // 2 - 70, H - 15), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    cv2.putText(img, "val PSNR (dB)", (5, m - 10), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), img)
+    line_chart({"val PSNR": ([p["minutes"] for p in points], [p["psnr"] for p in points])}, path, title=title,
+               xlabel="minutes of training", ylabel="PSNR (dB)", legend="lower right")  # fmt: skip
 
 
 def main() -> None:
