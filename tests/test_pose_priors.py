@@ -203,7 +203,7 @@ def test_energy_gradients_flow_and_match_finite_differences(priors, held_out):
         p = copy.deepcopy(p32).double()
         x = x0.clone().requires_grad_(True)
         (g,) = torch.autograd.grad(p.energy(x).sum(), x)
-        h = 1e-6  # small: the GAN discriminator is piecewise linear (leaky ReLU)
+        h = 1e-6
         with torch.no_grad():
             fd = (p.energy(x0 + h * d) - p.energy(x0 - h * d)) / (2 * h)  # [B]
         an = (g * d).sum(-1)
@@ -278,6 +278,25 @@ def test_dposer_gradient_is_the_denoising_direction(priors, held_out):
     (g,) = torch.autograd.grad(priors["diffusion"].energy(xn).sum(), xn)
     cos = torch.nn.functional.cosine_similarity(-g, held_out - xn.detach(), dim=-1)
     assert float(cos.mean()) > 0.15, float(cos.mean())
+
+
+def test_gan_discriminator_gradient_points_back_to_real_poses(priors, smpl_priors, held_out, held_out_smpl):
+    """The GAN prior's energy softplus(-D(x)) (non-saturating discriminator with a smooth SiLU MLP and an R1
+    penalty, trained against its generator and noise-perturbed real poses) is a fitting prior: from held-out poses
+    perturbed by 0.3 rad per coordinate, -gradient points back towards the clean pose (the known direction -n), mean
+    cosine > 0.45 for both families (measured at build time: Anny 0.6, SMPL 0.7; the earlier leaky-ReLU
+    discriminator without R1: Anny 0.32), and the energy rises along the perturbation (E(x + n) > E(x) for > 90 %)."""
+    for fam, p, x in (("anny", priors["gan"], held_out), ("smpl", smpl_priors["gan"], held_out_smpl)):
+        D = p.prior.model.config
+        assert D.disc_activation == "silu" and D.r1_weight > 0 and 0 < D.aux_negative_fraction < 1, fam
+        n = 0.3 * torch.randn(x.shape, generator=torch.Generator().manual_seed(5))
+        xn = (x + n).requires_grad_(True)
+        e_n = p.energy(xn)
+        (g,) = torch.autograd.grad(e_n.sum(), xn)
+        cos = torch.nn.functional.cosine_similarity(-g, -n, dim=-1)
+        assert float(cos.mean()) > 0.45, (fam, float(cos.mean()))
+        with torch.no_grad():
+            assert float((e_n.detach() > p.energy(x)).float().mean()) > 0.9, fam
 
 
 def test_auto_prior_resolves_per_family(priors, body, held_out):
