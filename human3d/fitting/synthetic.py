@@ -88,19 +88,66 @@ class SyntheticSet:
     noise_px: float
 
 
+def _rig_calibrations(root: str, rig: str) -> dict:
+    """Retarget calibrations of every clip of one rig group of the pose corpus (:func:`human3d.data.mocap.list_clips`),
+    made as the pose priors' training data makes them (:func:`human3d.data.mocap.build_pose_dataset`: hinge twists
+    pooled over the group's training clips, the group's reference clip first): {clip name: (ClipInfo, Calibration)}."""
+    key = (root, rig)
+    if key not in _CALIBRATIONS:
+        from human3d.body.retarget import anny_reference, calibrate_rig, detect_spec
+        from human3d.data.mocap import _GROUP_REFERENCE, list_clips, load_motion, trim_start
+
+        clips = [c for c in list_clips(root, include_eval=False, include_deepmimic=True) if c.rig == rig]
+        ref = _GROUP_REFERENCE.get(rig)
+        clips.sort(key=lambda c: c.name != ref)  # reference clip first (stable)
+        motions = [load_motion(Path(root) / c.path) for c in clips]
+        motions = [trim_start(m) if c.t_pose_start else m for c, m in zip(clips, motions)]
+        train = [c.split == "train" for c in clips]
+        cals = calibrate_rig(motions, detect_spec(motions[0].names), anny_reference(),
+                             hinge_clips=train if any(train) else None)  # fmt: skip
+        _CALIBRATIONS[key] = {c.name: (c, m, cal) for c, m, cal in zip(clips, motions, cals)}
+    return _CALIBRATIONS[key]
+
+
+_CALIBRATIONS: dict = {}
+
+
+def _named_clip(name: str, root: Path):
+    """(Motion with its calibration T-pose trimmed, Calibration) of the corpus clip ``name`` (any rig)."""
+    from human3d.data.mocap import list_clips
+
+    info = {c.name: c for c in list_clips(root, include_eval=False, include_deepmimic=True)}
+    if name not in info:
+        raise DatasetError(f"mocap clip '{name}' is not in the pose corpus under '{root}' "
+                           f"(known: {', '.join(sorted(info)) or 'none'})")  # fmt: skip
+    _, motion, cal = _rig_calibrations(str(root), info[name].rig)[name]
+    return motion, cal
+
+
 def mocap_anny_poses(n: int, seed: int = 0, clips=DEFAULT_CLIPS, data_root=None, fps: float = 10.0):
-    """``n`` random frames of retargeted mocap: (global_orient [n, 3], body_pose [n, 309], world [n, J, 3, 3])."""
+    """``n`` random frames of retargeted mocap: (global_orient [n, 3], body_pose [n, 309], world [n, J, 3, 3]).
+
+    ``clips``: entries ``(BVH path under the data root, unit scale)`` (retargeted with the clip's own calibration,
+    as :data:`DEFAULT_CLIPS`), or clip names of the pose corpus (:func:`human3d.data.mocap.list_clips`, any rig:
+    CMU BVH / DAZ / expmap CSV, FAIR, ...; e.g. the held-out ``human3d.data.mocap.HOLDOUT``), retargeted with their
+    rig group's calibration as the priors' training data is (calibration T-pose trimmed). Frames at ``fps``.
+    """
     from human3d.body.retarget import retarget
     from human3d.data.bvh import read_bvh
 
     root = Path(data_root) if data_root is not None else default_data_root()
     gos, bps, worlds = [], [], []
-    for rel, scale in clips:
-        path = root / rel
-        if not path.is_file():
-            raise DatasetError(f"mocap clip '{path}' not found (set HUMAN3D_DATA to the shared data folder)")
-        motion = read_bvh(path, scale=scale).to_motion().subsample(fps)
-        r = retarget(motion)
+    for clip in clips:
+        if isinstance(clip, str):
+            motion, cal = _named_clip(clip, root)
+            r = retarget(motion.subsample(fps), calibration=cal)
+        else:
+            rel, scale = clip
+            path = root / rel
+            if not path.is_file():
+                raise DatasetError(f"mocap clip '{path}' not found (set HUMAN3D_DATA to the shared data folder)")
+            motion = read_bvh(path, scale=scale).to_motion().subsample(fps)
+            r = retarget(motion)
         gos.append(r.global_orient)
         bps.append(r.body_pose)
         worlds.append(r.world.float())
@@ -351,10 +398,13 @@ def make_synthetic_set(
     focal: float = 1200.0,
     clips=DEFAULT_CLIPS,
     data_root=None,
+    fps: float = 10.0,
 ) -> SyntheticSet:
-    """``n`` synthetic persons for ``model`` (Anny or SMPL family): mocap pose, random shape, random yaw."""
+    """``n`` synthetic persons for ``model`` (Anny or SMPL family): mocap pose, random shape, random yaw.
+
+    ``clips`` / ``fps``: where the poses come from (:func:`mocap_anny_poses`)."""
     g = torch.Generator().manual_seed(seed + 1)
-    go, bp, world = mocap_anny_poses(n, seed, clips, data_root)
+    go, bp, world = mocap_anny_poses(n, seed, clips, data_root, fps)
     # Remove the clip's heading, keep its tilt; then face a random yaw and look through an OpenCV camera
     # (Y up -> image up: rotate pi about X).
     R_root = axis_angle_to_matrix(go)

@@ -17,6 +17,17 @@ optimises its latent code instead (VPoser-style, ``SMPLifyConfig.latent_pose``).
 Prints wall and process-CPU seconds (the CPU column is the one to trust on a shared machine) and, per prior,
 PA-MPJPE / MPJPE (root = hip midpoint) in mm over the COCO-17 3D keypoints, the mean reprojection error and the
 process-CPU seconds per person of each prior's fits (batch ``--n``).
+
+``--clips`` evaluates on other clips held out of the priors (names of the pose corpus,
+:func:`human3d.data.mocap.list_clips`; ``holdout`` = every clip of ``human3d.data.mocap.HOLDOUT`` in the corpus the
+priors were trained on: CMU BVH, DAZ salsa, expmap CSV, FAIR), each retargeted with its rig group's calibration as
+in the priors' training data (131_03 keeps :data:`~human3d.fitting.synthetic.DEFAULT_CLIPS`' own calibration, so
+that the default run is unchanged); ``--fps`` picks frames at that rate. With several clips it prints one table
+per clip, then the pooled table (mean +- standard error over persons) and paired differences (``--pairs``,
+e.g. flow - vae: the same persons fitted with both priors), and ``--json`` keeps the per-person PA-MPJPE.
+
+    python tools/bench/fit.py --clips holdout --fps 30 --seeds 0,1 --priors none,simple,gaussian,vae,flow,diffusion \\
+        --no-variants --json tools/bench/results/fit_priors_holdout.json
 """
 
 from __future__ import annotations
@@ -46,6 +57,43 @@ def timed(fn):
     return out, time.perf_counter() - t, time.process_time() - c
 
 
+def resolve_clips(spec: str) -> list[str]:
+    """Clip names of ``--clips`` ('holdout': the HOLDOUT clips of the corpus the priors were trained on)."""
+    from human3d.data.mocap import HOLDOUT, list_clips
+
+    if spec.strip() == "holdout":
+        return [c.name for c in list_clips(include_eval=False) if c.name in HOLDOUT]
+    names = [c.strip() for c in spec.split(",") if c.strip()]
+    if not names:
+        raise SystemExit("--clips: expected clip names or 'holdout'")
+    return names
+
+
+def clip_source(name: str):
+    """``clips`` argument of make_synthetic_set: 131_03 keeps DEFAULT_CLIPS (its own calibration), others by name."""
+    from human3d.fitting.synthetic import DEFAULT_CLIPS
+
+    return DEFAULT_CLIPS if name == "131_03" else (name,)
+
+
+def se(x: torch.Tensor) -> float:
+    """Standard error of the mean."""
+    return float(x.std() / x.numel() ** 0.5) if x.numel() > 1 else float("nan")
+
+
+def paired(pp: dict, pairs: str, quiet: bool) -> dict:
+    """Paired differences a - b (mean, s.e., n) of per-person PA-MPJPE for the pairs 'a-b,...' present in ``pp``."""
+    out = {}
+    for pair in pairs.split(","):
+        a, b = pair.split("-", 1)
+        if a in pp and b in pp:
+            d = pp[a] - pp[b]
+            out[f"{a} - {b}"] = {"mean": round(float(d.mean()), 2), "se": round(se(d), 2), "n": d.numel()}
+            if not quiet:
+                print(f"# {a} - {b}: {float(d.mean()):+.1f} +- {se(d):.1f} mm (paired, n={d.numel()})")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="persons in the synthetic set (and the large batch)")
@@ -56,6 +104,14 @@ def main() -> None:
     ap.add_argument("--model", default="anny", choices=("anny", "smpl"),
                     help="anny, or smpl: an SMPL-format file derived from Anny (built in a temporary folder)")
     ap.add_argument("--json", default=None, help="also write the per-prior figures to this JSON file")
+    ap.add_argument("--clips", default="131_03",
+                    help="comma-separated held-out clip names of the pose corpus, or 'holdout' = every clip of "
+                         "human3d.data.mocap.HOLDOUT in it (default 131_03: synthetic.DEFAULT_CLIPS)")
+    ap.add_argument("--fps", type=float, default=10.0, help="frame rate the mocap frames are drawn at")
+    ap.add_argument("--no-variants", action="store_true",
+                    help="skip the extra rows 'simple (previous defaults)' and 'vae (latent)'")
+    ap.add_argument("--pairs", default="flow-vae,flow-simple",
+                    help="comma-separated paired differences a-b of PA-MPJPE (same persons) to report")
     args = ap.parse_args()
 
     if args.model == "anny":
@@ -70,7 +126,11 @@ def main() -> None:
             pickle.dump(smpl_data_from_anny(dtype=__import__("numpy").float32), f, protocol=2)
         model = SMPL(path)
     seeds = [int(v) for v in args.seeds.split(",")]
-    sets = [make_synthetic_set(model, args.n, seed=sd) for sd in seeds]
+    clip_names = resolve_clips(args.clips)
+    fps = dict(fps=args.fps) if args.fps != 10.0 else {}
+    clip_sets = {c: [make_synthetic_set(model, args.n, seed=sd, clips=clip_source(c), **fps) for sd in seeds]
+                 for c in clip_names}  # fmt: skip
+    sets = clip_sets[clip_names[0]]
     ds = sets[0]
     cfg = SMPLifyConfig(num_threads=args.threads)
     print(f"SMPLify on {args.model}: camera_iters={cfg.camera_iters}, body_iters={cfg.body_iters}, threads={args.threads}, "
@@ -86,43 +146,77 @@ def main() -> None:
         print(f"| {B} | {w:.2f} | {c:.2f} | {w / B:.3f} | {c / B:.3f} |", flush=True)
         timing[str(B)] = {"wall_s": round(w, 3), "cpu_s": round(c, 3)}
 
-    print(f"\n| prior | PA-MPJPE mm | median mm | MPJPE mm | reprojection px | wall s | CPU s / person |  "
-          f"({len(seeds)} x {args.n} persons, batch {args.n})")
-    print("|---|---|---|---|---|---|---|")
     root = lambda X: X - X[:, 11:13].mean(1, keepdim=True)  # noqa: E731 - hip midpoint
     old = cfg.replace(lr_body=0.05, adam_eps=1e-8, pose_prior_weights=(0.03, 0.006, 0.0012))
     rows = []
     for prior in args.priors.split(","):
-        if prior == "simple" and args.model == "anny":
+        if prior == "simple" and args.model == "anny" and not args.no_variants:
             rows.append(("simple (previous defaults)", "simple", old))
         rows.append((prior, prior, cfg))
-        if prior == "vae":
+        if prior == "vae" and not args.no_variants:
             rows.append(("vae (latent)", "vae", cfg.replace(latent_pose=True)))
-    results = {}
-    for label, prior, c in rows:
-        pas, mps, rps, wall, cpu = [], [], [], 0.0, 0.0
-        try:
-            for d in sets:
-                res, w, cp = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, config=c,
-                                                  image_size=(d.width, d.height)))  # fmt: skip
-                wall, cpu = wall + w, cpu + cp
-                with torch.no_grad():
-                    X = model(res.params).keypoints["coco17"]
-                pas.append(pa_mpjpe(X, d.keypoints3d) * 1000)
-                mps.append(mpjpe(root(X), root(d.keypoints3d)) * 1000)
-                rps.append(res.reprojection_error_px)
-        except Exception as e:  # noqa: BLE001 - a prior that is not shipped yet is reported, not fatal
-            print(f"| {label} | n/a ({type(e).__name__}: {str(e)[:60]}) | | | | | |")
-            results[label] = {"error": f"{type(e).__name__}: {e}"}
-            continue
-        pa, mp, rp = torch.cat(pas), torch.cat(mps), torch.cat(rps)
-        print(f"| {label} | {float(pa.mean()):.1f} | {float(pa.median()):.1f} | {float(mp.mean()):.1f} | "
-              f"{float(rp.mean()):.2f} | {wall:.1f} | {cpu / pa.numel():.3f} |", flush=True)  # fmt: skip
-        results[label] = {
-            "pa_mpjpe_mean_mm": round(float(pa.mean()), 1), "pa_mpjpe_median_mm": round(float(pa.median()), 1),
-            "mpjpe_mean_mm": round(float(mp.mean()), 1), "reprojection_px": round(float(rp.mean()), 2),
-            "wall_s": round(wall, 1), "cpu_s_per_person": round(cpu / pa.numel(), 3),
-        }  # fmt: skip
+    per_clip, per_person = {}, {}
+    for clip, sets in clip_sets.items():
+        if len(clip_sets) > 1:
+            print(f"\n## clip {clip}")
+        print(f"\n| prior | PA-MPJPE mm | median mm | MPJPE mm | reprojection px | wall s | CPU s / person |  "
+              f"({len(seeds)} x {args.n} persons, batch {args.n})")
+        print("|---|---|---|---|---|---|---|")
+        results, pp = {}, {}
+        for label, prior, c in rows:
+            pas, mps, rps, wall, cpu = [], [], [], 0.0, 0.0
+            try:
+                for d in sets:
+                    res, w, cp = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, config=c,
+                                                      image_size=(d.width, d.height)))  # fmt: skip
+                    wall, cpu = wall + w, cpu + cp
+                    with torch.no_grad():
+                        X = model(res.params).keypoints["coco17"]
+                    pas.append(pa_mpjpe(X, d.keypoints3d) * 1000)
+                    mps.append(mpjpe(root(X), root(d.keypoints3d)) * 1000)
+                    rps.append(res.reprojection_error_px)
+            except Exception as e:  # noqa: BLE001 - a prior that is not shipped yet is reported, not fatal
+                print(f"| {label} | n/a ({type(e).__name__}: {str(e)[:60]}) | | | | | |")
+                results[label] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            pa, mp, rp = torch.cat(pas), torch.cat(mps), torch.cat(rps)
+            print(f"| {label} | {float(pa.mean()):.1f} | {float(pa.median()):.1f} | {float(mp.mean()):.1f} | "
+                  f"{float(rp.mean()):.2f} | {wall:.1f} | {cpu / pa.numel():.3f} |", flush=True)  # fmt: skip
+            results[label] = {
+                "pa_mpjpe_mean_mm": round(float(pa.mean()), 1), "pa_mpjpe_median_mm": round(float(pa.median()), 1),
+                "mpjpe_mean_mm": round(float(mp.mean()), 1), "reprojection_px": round(float(rp.mean()), 2),
+                "wall_s": round(wall, 1), "cpu_s_per_person": round(cpu / pa.numel(), 3),
+            }  # fmt: skip
+            pp[label] = pa
+        if len(clip_sets) > 1:
+            for label, pa in pp.items():
+                results[label]["pa_mpjpe_se_mm"] = round(se(pa), 2)
+            results["paired_differences_mm"] = paired(pp, args.pairs, quiet=False)
+        per_clip[clip], per_person[clip] = results, pp
+    results = per_clip[clip_names[0]]
+    pooled = None
+    if len(clip_sets) > 1:
+        labels = [r[0] for r in rows if all(r[0] in pp for pp in per_person.values())]
+        pool = {label: torch.cat([per_person[c][label] for c in clip_names]) for label in labels}
+        print(f"\n## pooled over {len(clip_names)} clips ({len(clip_names)} x {len(seeds)} x {args.n} persons)")
+        print("\n| prior | PA-MPJPE mm (mean +- s.e.) | median mm | " + " | ".join(clip_names) + " |")
+        print("|---|---|---|" + "---|" * len(clip_names))
+        pooled = {}
+        for label in labels:
+            pa = pool[label]
+            cells = " | ".join(f"{per_clip[c][label]['pa_mpjpe_mean_mm']:.1f}" for c in clip_names)
+            print(f"| {label} | {float(pa.mean()):.1f} +- {se(pa):.1f} | {float(pa.median()):.1f} | {cells} |")
+            pooled[label] = {"pa_mpjpe_mean_mm": round(float(pa.mean()), 1), "pa_mpjpe_se_mm": round(se(pa), 2),
+                             "pa_mpjpe_median_mm": round(float(pa.median()), 1)}  # fmt: skip
+        print("\npaired differences of PA-MPJPE (mm, mean +- s.e. over the same persons; negative: the first is better)")
+        pooled["paired_differences_mm"] = paired(pool, args.pairs, quiet=True)
+        print("\n| pair | pooled | " + " | ".join(clip_names) + " | clips where the first is better |")
+        print("|---|---|" + "---|" * len(clip_names) + "---|")
+        for pair, v in pooled["paired_differences_mm"].items():
+            per = [per_clip[c]["paired_differences_mm"].get(pair) for c in clip_names]
+            cells = " | ".join(f"{p['mean']:+.1f} +- {p['se']:.1f}" if p else "n/a" for p in per)
+            wins = sum(1 for p in per if p and p["mean"] < 0)
+            print(f"| {pair} | {v['mean']:+.1f} +- {v['se']:.1f} | {cells} | {wins} / {len(clip_names)} |")
     if args.json:
         from human3d.io_utils import atomic_write_text
 
@@ -131,6 +225,12 @@ def main() -> None:
                      f"--n {args.n} --threads {args.threads}",
             "model": args.model, "persons": len(seeds) * args.n, "timing_by_batch": timing, "priors": results,
         }  # fmt: skip
+        if pooled is not None:
+            out["bench"] += f" --clips {args.clips} --fps {args.fps:g}" + (" --no-variants" if args.no_variants else "")
+            out.update(clips=clip_names, persons_per_clip=len(seeds) * args.n, pooled=pooled, per_clip=per_clip,
+                       per_person_pa_mpjpe_mm={c: {k: [round(float(v), 1) for v in pa] for k, pa in pp.items()}
+                                               for c, pp in per_person.items()})  # fmt: skip
+            del out["priors"]
         atomic_write_text(Path(args.json), json.dumps(out, indent=1) + "\n")
 
 
