@@ -300,7 +300,7 @@ def test_gan_discriminator_gradient_points_back_to_real_poses(priors, smpl_prior
 
 
 def test_auto_prior_resolves_per_family(priors, body, held_out):
-    """"auto" (the CLI default) is the shipped flow for Anny and the built-in Gaussian for the SMPL family."""
+    """"auto" (the CLI default) is the shipped flow for Anny and for the SMPL family."""
     from human3d.fitting.config import PRIOR_WEIGHTS, SMPLifyConfig, default_prior
     from human3d.fitting.priors import make_pose_term, pose_space
 
@@ -310,7 +310,7 @@ def test_auto_prior_resolves_per_family(priors, body, held_out):
     assert SMPLifyConfig().prior_weights(term.name) == PRIOR_WEIGHTS["default"]
     groups = held_out[:3].view(3, 17, 3)
     torch.testing.assert_close(term.energy(groups, space.body_pose(groups)), priors["flow"].energy(held_out[:3]))
-    assert [default_prior(f) for f in ("smpl", "smplh", "smplx")] == ["simple"] * 3
+    assert [default_prior(f) for f in ("smpl", "smplh", "smplx")] == ["flow"] * 3
     with pytest.raises(InvalidInputError, match="family"):
         default_prior("mano")
 

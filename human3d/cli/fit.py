@@ -53,7 +53,7 @@ def fit(
     focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in pixels. Default: from EXIF, "
                                           "else the image diagonal sqrt(W^2 + H^2) (a 53 degree diagonal FOV)."),
     prior: PriorName = typer.Option(PriorName.auto, "--prior", help="Pose prior: auto (default: the learned "
-                                    "flow for Anny, simple for SMPL-family models), simple (built-in diagonal "
+                                    "flow, for Anny and for SMPL-family models), simple (built-in diagonal "
                                     "Gaussian of mocap statistics), gaussian/vae/flow/diffusion/gan (shipped "
                                     "learned priors, for Anny and for SMPL/SMPL-H/SMPL-X body_pose) or none."),
     optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default) or lbfgs."),

@@ -8,12 +8,13 @@ from human3d.errors import InvalidInputError
 
 __all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior"]
 
-# What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for Anny (the
-# most accurate on tools/bench/fit.py at a small cost per person). SMPL-family models keep the built-in diagonal
-# Gaussian (mocap statistics): the shipped smpl_pose_flow was not clearly better on the Anny-derived SMPL-format file
-# (tools/bench/fit.py --model smpl, 3 x 32 persons: 64.7 vs 68.4 mm PA-MPJPE, paired difference -3.6 +- 3.0 mm,
-# better for 54% of persons; tools/bench/results/fit_priors_smpl.json).
-DEFAULT_PRIOR: dict[str, str] = {"anny": "flow", "smpl": "simple"}
+# What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for both
+# (tools/bench/fit.py --clips holdout: 8 mocap clips held out of every prior, 8 x 64 synthetic persons;
+# tools/bench/results/fit_priors_holdout.json). Anny: flow 55.7 mm PA-MPJPE, vae 54.3 (paired flow - vae +1.4 +- 0.9
+# mm, 4 of 8 clips each way: not clearly different), simple 66.9 (flow - simple -11.2 +- 1.1, 8 / 8 clips).
+# SMPL family (the Anny-derived SMPL-format file): smpl_pose_flow 60.7 mm vs simple 74.2 (paired -13.5 +- 1.2 mm,
+# 8 / 8 clips), vae 64.4 (flow - vae -3.7 +- 1.1, 7 / 8), gaussian 65.5 (-4.8 +- 1.1, 7 / 8).
+DEFAULT_PRIOR: dict[str, str] = {"anny": "flow", "smpl": "flow"}
 
 
 def default_prior(family: str) -> str:

@@ -323,8 +323,8 @@ def _latent_of(p, space: PoseSpace) -> LatentPose | None:
 def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
     """Turn ``prior`` (a kind name from ``PRIOR_KINDS``, a Prior object, or None) into a :class:`PoseTerm`.
 
-    * ``"auto"``: the model family's default (:data:`~human3d.fitting.config.DEFAULT_PRIOR`: ``"flow"`` for Anny,
-      ``"simple"`` for the SMPL family); the returned term is named after the resolved kind;
+    * ``"auto"``: the model family's default (:data:`~human3d.fitting.config.DEFAULT_PRIOR`: ``"flow"`` for Anny
+      and for the SMPL family); the returned term is named after the resolved kind;
     * ``"none"`` / None: no pose prior;
     * ``"simple"``: :func:`simple_pose_prior` over the group axis-angles;
     * ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"``: the shipped learned prior for the model family, loaded

@@ -269,7 +269,7 @@ def smplify(
             (OpenPose COCO-18, converted to BODY_25). Confidence 0 = missing.
         camera: :class:`~human3d.geometry.cameras.Cameras` (one, or one per person) or intrinsics ``K``
             ``[B, 3, 3]`` / ``[3, 3]`` (identity extrinsics).
-        prior: pose prior: ``"auto"`` (default: the learned flow for Anny, ``"simple"`` for SMPL-family models,
+        prior: pose prior: ``"auto"`` (default: the learned flow, for Anny and SMPL-family models,
             see :func:`~human3d.fitting.config.default_prior`), ``"simple"`` (built-in diagonal Gaussian from mocap
             statistics), ``"gaussian" | "vae" | "flow" | "diffusion" | "gan"`` (the shipped learned priors, for
             Anny and for SMPL-family ``body_pose``), ``"none"``/None, or any object with ``energy(x)`` (see
