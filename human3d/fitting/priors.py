@@ -33,7 +33,7 @@ for Anny its mean and standard deviations are statistics of the learned priors' 
 ``_ANNY_STD``, from ``tools/build_assets/simple_prior_stats.py``; the clips of the tests and benchmarks are held
 out); for the SMPL family the same poses mapped onto SMPL's joints (``_SMPL_MEAN``/``_SMPL_STD``,
 ``--family smpl``). Stage 2 starts from the mean pose. ``"auto"`` picks the family's default
-(:data:`human3d.fitting.config.DEFAULT_PRIOR`: the flow for Anny, ``"simple"`` for SMPL). Learned priors
+(:data:`human3d.fitting.config.DEFAULT_PRIOR`: the learned flow for Anny and for the SMPL family). Learned priors
 (``"gaussian"``, ``"vae"``, ``"flow"``, ``"diffusion"``, ``"gan"``) come from
 :func:`generative.priors.pose.load_pose_prior` and see ``body_pose`` entries of the bones they were trained on.
 The shape prior is an L2 on betas, or on the logits of Anny's phenotypes (kept inside their range by a sigmoid).
