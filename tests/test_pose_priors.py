@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from pathlib import Path
 
 import pytest
 import torch
@@ -115,14 +114,17 @@ def _reverse_knees(x: torch.Tensor) -> torch.Tensor:
 @pytest.mark.parametrize("kind", POSE_PRIOR_KINDS)
 def test_held_out_real_poses_beat_implausible_ones(priors, held_out, kind):
     """AUC >= 0.9: P(E(real held-out pose) < E(other pose)) against three kinds of implausible poses."""
-    p = priors[kind]
+    _assert_real_beats_implausible(priors[kind], held_out, _reverse_knees, kind)
+
+
+def _assert_real_beats_implausible(p, x, reverse_knees, kind):
+    """AUC >= 0.9 of real poses ``x`` against noise 0.3 rad, uniform random axis-angles and reversed knees."""
     g = torch.Generator().manual_seed(0)
-    x = held_out
     with torch.no_grad():
         e_real = p.energy(x)
         e_noise = p.energy(x + 0.3 * torch.randn(x.shape, generator=g))
         e_rand = p.energy((torch.rand(x.shape, generator=g) * 2 - 1) * 1.5)
-        e_knee = p.energy(_reverse_knees(x))
+        e_knee = p.energy(reverse_knees(x))
     assert torch.isfinite(e_real).all()
     assert _auc(e_real, e_noise) >= 0.9, kind
     assert _auc(e_real, e_rand) >= 0.9, kind
@@ -381,18 +383,7 @@ def test_smpl_priors_load_and_describe_their_vector(smpl_priors, smpl_file_model
 def test_smpl_held_out_poses_beat_implausible_ones(smpl_priors, held_out_smpl, kind):
     """AUC >= 0.9 on the held-out clips mapped onto SMPL: P(E(real) < E(other)) against noise 0.3 rad, uniformly
     random axis-angles, and both knees bent forwards."""
-    p = smpl_priors[kind]
-    g = torch.Generator().manual_seed(0)
-    x = held_out_smpl
-    with torch.no_grad():
-        e_real = p.energy(x)
-        e_noise = p.energy(x + 0.3 * torch.randn(x.shape, generator=g))
-        e_rand = p.energy((torch.rand(x.shape, generator=g) * 2 - 1) * 1.5)
-        e_knee = p.energy(_smpl_reverse_knees(x))
-    assert torch.isfinite(e_real).all()
-    assert _auc(e_real, e_noise) >= 0.9, kind
-    assert _auc(e_real, e_rand) >= 0.9, kind
-    assert _auc(e_real, e_knee) >= 0.9, kind
+    _assert_real_beats_implausible(smpl_priors[kind], held_out_smpl, _smpl_reverse_knees, kind)
 
 
 def test_smpl_flow_nll_is_finite_and_exact(smpl_priors, held_out_smpl):
