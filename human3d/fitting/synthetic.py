@@ -50,7 +50,6 @@ SMPL_FROM_ANNY = {
     "right_elbow": "lowerarm01.R", "left_wrist": "wrist.L", "right_wrist": "wrist.R",
     "left_hand": "finger3-1.L", "right_hand": "finger3-1.R",
 }  # fmt: skip
-_SMPL_FROM_ANNY = SMPL_FROM_ANNY  # backwards-compatible name
 # SMPL's kinematic tree (parent of each joint but the pelvis).
 _SMPL_PARENT = {
     "left_hip": "pelvis", "right_hip": "pelvis", "spine1": "pelvis", "left_knee": "left_hip",
