@@ -221,6 +221,8 @@ def plot_training_log(out: Path, title: str) -> Path | None:
         return None
     steps = [r["step"] for r in rows]
     psnr_key = "psnr_ema" if all("psnr_ema" in r for r in rows) else "psnr"
+    if not any(math.isfinite(float(r[psnr_key])) for r in rows):
+        return None  # nothing to draw (a diverged run): the checkpoint and log are what matter
     return line_chart({f"train PSNR ({'moving average' if psnr_key == 'psnr_ema' else 'batch'})":
                        (steps, [r[psnr_key] for r in rows])}, Path(out) / "training.png",
                       title=title, xlabel="step", ylabel="PSNR (dB)", legend="lower right")  # fmt: skip

@@ -60,3 +60,9 @@ def test_training_log_chart(tmp_path):
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n{\"step\": 11, \"ps")  # cut line
     path = plot_training_log(tmp_path, "run")
     assert path == tmp_path / "training.png" and cv2.imread(str(path)).shape == (460, 720, 3)
+
+
+def test_training_log_chart_of_a_diverged_run_is_skipped(tmp_path):
+    rows = [{"step": s, "loss": float("nan"), "psnr": float("nan")} for s in range(1, 5)]
+    (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    assert plot_training_log(tmp_path, "run") is None and not (tmp_path / "training.png").exists()

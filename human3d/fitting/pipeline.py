@@ -20,6 +20,7 @@ confidence, a single keypoint, NaN coordinates, keypoints outside the image; see
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -213,13 +214,13 @@ def fit_images(
             entry["output_error"] = f"{type(e).__name__}: {e}"
     if overlays:
         _write_overlays(records, per_image, owners, res, out, faces, out_dir, progress, log)
-    if len(res.history) > 1:
+    if sum(math.isfinite(h) for h in res.history) > 1:  # a plot never stands in the way of summary.json
         from human3d.plots import line_chart
 
         # the total (data + annealed prior weight x prior energy): it can rise late, as the prior weight drops
         line_chart({"total energy, mean per person": (list(range(1, len(res.history) + 1)), res.history)},
                    out_dir / "loss.png", title=f"SMPLify stage 2 ({body.family}, prior {res.prior}; prior weight annealed down)",
-                   xlabel="iteration", ylabel="energy", log_y=min(res.history) > 0)  # fmt: skip
+                   xlabel="iteration", ylabel="energy", log_y=min(h for h in res.history if math.isfinite(h)) > 0)  # fmt: skip
     summary = _summary(records, res, body, prior, cfg, time.perf_counter() - t0, skeleton)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     return FitRun(summary, res, out_dir, items)
