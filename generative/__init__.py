@@ -13,7 +13,16 @@ from .autoregressive import MADE, MADEConfig
 from .diffusion import DDIMScheduler, DDPMScheduler, DiffusionConfig, DiffusionModel
 from .flows import Glow, GlowConfig, RealNVP, RealNVPConfig
 from .gan import GAN, GANConfig
-from .training import TrainConfig, fit, load_checkpoint, save_checkpoint, seed_everything, select_device
+from .training import (
+    TrainConfig,
+    fit,
+    flatten_optimizer_state,
+    load_checkpoint,
+    save_checkpoint,
+    seed_everything,
+    select_device,
+    unflatten_optimizer_state,
+)
 from .vae import VAE, HierarchicalVAE, HierarchicalVAEConfig, VAEConfig
 
 __all__ = [
@@ -37,6 +46,7 @@ __all__ = [
     "autoregressive",
     "diffusion",
     "fit",
+    "flatten_optimizer_state",
     "flows",
     "gan",
     "load_checkpoint",
@@ -46,5 +56,6 @@ __all__ = [
     "seed_everything",
     "select_device",
     "training",
+    "unflatten_optimizer_state",
     "vae",
 ]

@@ -3,7 +3,8 @@
 Checkpoints are single safetensors files written atomically (``human3d.io_utils.atomic_path``):
 
 * ``module.<name>.<param>``: each module's ``state_dict`` (weights and buffers, e.g. ActNorm's init flag);
-* ``optim.<name>.state.<param_id>.<key>``: optimizer state tensors (Adam moments and step counters), flattened;
+* ``optim.<name>.state.<param_id>.<key>``: optimizer state tensors (Adam moments and step counters), flattened by
+  ``flatten_optimizer_state`` (the project's one optimizer-state format; ``unflatten_optimizer_state`` inverts it);
 * ``rng.torch`` (and ``rng.cuda`` when present): the global torch RNG state, so that model noise (reparameterisation,
   diffusion timesteps, MADE orders) continues identically after a resume;
 * metadata (``str -> str``): ``step``, the optimizer ``param_groups`` (JSON), non-tensor optimizer state (JSON) and
@@ -124,7 +125,16 @@ def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor
 
 
 # ------------------------------------------------------------------------------------------------ checkpoints
-def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+def flatten_optimizer_state(name: str, opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    """Flatten ``opt.state_dict()`` into ``tensors``/``meta`` (in place): the project's one optimizer-state format.
+
+    * tensors ``optim.<name>.state.<param_id>.<key>``: every tensor in the per-parameter state (Adam's ``exp_avg``,
+      ``exp_avg_sq``, ``step``), detached, on the CPU, contiguous;
+    * metadata ``optim.<name>.param_groups``: the ``param_groups`` list as JSON (hyperparameters and param ids);
+    * metadata ``optim.<name>.nontensor_state``: JSON ``{param_id: {key: value}}`` of non-tensor per-parameter state.
+
+    ``unflatten_optimizer_state`` is the inverse. Several optimizers share one file under different ``name``s.
+    """
     sd = opt.state_dict()
     nontensor: dict = {}
     for pid, st in sd["state"].items():
@@ -137,7 +147,12 @@ def _flatten_optimizer(name: str, opt: torch.optim.Optimizer, tensors: dict, met
     meta[f"optim.{name}.nontensor_state"] = json.dumps(nontensor)
 
 
-def _unflatten_optimizer(name: str, tensors: dict, meta: dict, path: Path) -> dict:
+def unflatten_optimizer_state(name: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, str], path) -> dict:
+    """Rebuild the ``state_dict`` of optimizer ``name`` from the format of ``flatten_optimizer_state``.
+
+    ``path`` only names the file in errors; raises ``ModelFileError`` when the metadata is missing or malformed.
+    The result is meant for ``opt.load_state_dict`` (which moves state tensors to the parameters' device).
+    """
     try:
         groups = json.loads(meta[f"optim.{name}.param_groups"])
         nontensor = json.loads(meta.get(f"optim.{name}.nontensor_state", "{}"))
@@ -169,7 +184,7 @@ def save_checkpoint(
         for key, val in mod.state_dict().items():
             tensors[f"module.{name}.{key}"] = val.detach().cpu().clone().contiguous()
     for name, opt in (optimizers or {}).items():
-        _flatten_optimizer(name, opt, tensors, meta)
+        flatten_optimizer_state(name, opt, tensors, meta)
     tensors["rng.torch"] = torch.get_rng_state()
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         tensors["rng.cuda"] = torch.cuda.get_rng_state()
@@ -212,7 +227,7 @@ def load_checkpoint(
         except RuntimeError as e:
             raise ModelFileError(f"checkpoint '{path}': weights of '{name}' do not match the model ({e})") from None
     for name, opt in (optimizers or {}).items():
-        sd = _unflatten_optimizer(name, tensors, meta, path)
+        sd = unflatten_optimizer_state(name, tensors, meta, path)
         try:
             opt.load_state_dict(sd)
         except (ValueError, KeyError) as e:
