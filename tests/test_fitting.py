@@ -35,7 +35,7 @@ from human3d.metrics import pa_mpjpe
 
 ROOT = Path(__file__).resolve().parents[1]
 COCO = shared_data_dir() / "coco_keypoints_mini"
-EXAMPLE = ROOT / "assets" / "examples"
+EXAMPLE = ROOT / "human3d" / "assets" / "examples"
 
 
 def _facing(X: torch.Tensor) -> torch.Tensor:  # COCO-17 3D keypoints -> forward direction [B, 3]

@@ -1,4 +1,4 @@
-"""Shipped pose priors (assets/priors): they load, score held-out real poses (whole clips never trained on) lower
+"""Shipped pose priors (package data): they load, score held-out real poses (whole clips never trained on) lower
 than perturbed / random / reversed-knee poses, the flow's log-density is exact (autograd-Jacobian change of
 variables), samples look like data and respect the hinge limits, gradients flow, and they drop into fitting.
 The SMPL-family priors (``smpl_pose_<kind>``, SMPL ``body_pose`` of the first 21 joints) are checked the same way on

@@ -27,20 +27,21 @@ T-pose rest): ``x`` ``[B, 63]``. SMPL-H and SMPL-X have exactly these 21 ``body_
 the two hand joints, which the prior ignores (:meth:`PosePrior.from_body_pose` takes the first 21). They were
 trained on the Anny priors' mocap *mapped onto SMPL's joints*
 (:func:`human3d.fitting.synthetic.smpl_pose_from_anny`), not on real SMPL fits or AMASS (see
-``assets/priors/PROVENANCE.md`` for what that leaves out).
+``generative/priors/weights/PROVENANCE.md`` for what that leaves out).
 
 Kinds
 -----
 ``"gaussian"`` (full-covariance Gaussian, exact), ``"vae"`` (VPoser-like, energy = -ELBO at the posterior mean),
 ``"flow"`` (RealNVP, exact NLL), ``"diffusion"`` (:class:`DPoserPrior`: DPoser's one-step denoising energy
 with a stop-gradient), ``"gan"`` (HMR-like discriminator energy). Weights ship in
-``assets/priors/<model>_pose_<kind>.safetensors`` (+ ``.json``; ``model`` ``anny`` or ``smpl``), trained by
-``tools/build_assets/train_pose_priors.py`` on permissively licensed mocap (CMU, MIT); see
-``assets/priors/PROVENANCE.md``.
+``generative/priors/weights/<model>_pose_<kind>.safetensors`` (+ ``.json``; ``model`` ``anny`` or ``smpl``;
+package data), trained by ``tools/build_assets/train_pose_priors.py`` on permissively licensed mocap (CMU, MIT); see
+``generative/priors/weights/PROVENANCE.md``.
 """
 
 from __future__ import annotations
 
+import importlib.resources
 import json
 from pathlib import Path
 from typing import Any
@@ -147,8 +148,12 @@ class DPoserPrior(DiffusionPrior):
 
 
 def assets_dir() -> Path:
-    """The repository's ``assets/priors`` folder."""
-    return Path(__file__).resolve().parents[2] / "assets" / "priors"
+    """The folder of the shipped pose-prior weights: ``generative/priors/weights``, package data found through
+    :mod:`importlib.resources` (editable and wheel installs alike)."""
+    folder = importlib.resources.files("generative.priors") / "weights"
+    if not isinstance(folder, Path):  # a zipped install: the weights are not plain files
+        raise ModelFileError(f"pose prior weights {folder!s}: expected a folder on disk (install unzipped)")
+    return folder
 
 
 def group_expand_matrix(groups: list[tuple[str, list[str]]], joints: list[str]) -> torch.Tensor:
@@ -277,8 +282,9 @@ def load_pose_prior(
     ``"anny"`` (51-D pose groups) or ``"smpl"`` (SMPL's first 21 ``body_pose`` joints, 63-D; ``"smplh"`` and
     ``"smplx"`` load the same files).
 
-    ``root`` overrides the weights folder (default ``assets/priors``). The returned :class:`PosePrior` scores the
-    group vector (``from_body_pose`` builds it from a full ``body_pose``).
+    ``root`` overrides the weights folder (default :func:`assets_dir`, the shipped ``generative/priors/weights``).
+    The returned :class:`PosePrior` scores the group vector (``from_body_pose`` builds it from a full
+    ``body_pose``).
     """
     path = pose_prior_path(kind, model, root)
     fam = _model_key(model)

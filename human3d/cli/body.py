@@ -151,7 +151,7 @@ def demo(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
 ) -> None:
     """The main job on the embedded default model (Anny): fit the shipped example photo
-    (assets/examples/000000000785.jpg, CC-BY-2.0) from its COCO keypoints, writing parameters, mesh, overlay
+    (human3d/assets/examples/000000000785.jpg, CC-BY-2.0) from its COCO keypoints, writing parameters, mesh, overlay
     and summary.json; also write the default body's mesh and a render."""
 
     def job():
@@ -160,8 +160,9 @@ def demo(
         from human3d.body.io import export_mesh, save_params
         from human3d.fitting.pipeline import fit_images
 
-        example = Path(__file__).resolve().parents[2] / "assets" / "examples"
-        image, keypoints = example / "000000000785.jpg", example / "000000000785_keypoints.json"
+        from human3d.assets import example_photo
+
+        image, keypoints = example_photo()
         out.mkdir(parents=True, exist_ok=True)
         run = fit_images(image, keypoints, out, model="anny", progress=not quiet, log=None if quiet else console.print)
         s = run.summary

@@ -1,4 +1,5 @@
-"""Train the shipped pose priors over Anny's pose groups (or SMPL's ``body_pose``) and write them to ``assets/priors/``.
+"""Train the shipped pose priors over Anny's pose groups (or SMPL's ``body_pose``) and write them to
+``generative/priors/weights/`` (package data).
 
     .venv/bin/python tools/build_assets/train_pose_priors.py                 # all kinds, a few minutes on CPU
     .venv/bin/python tools/build_assets/train_pose_priors.py --kinds flow,vae --steps-scale 0.5
@@ -395,7 +396,9 @@ def _provenance_md(d: dict, results: dict, smpl_results: dict | None = None) -> 
 @app.command()
 def main(
     kinds: str = typer.Option(",".join(POSE_PRIOR_KINDS), help="Comma-separated kinds to train."),
-    out_dir: Path = typer.Option(ROOT / "assets" / "priors", help="Where the weights and PROVENANCE.md go."),
+    out_dir: Path = typer.Option(
+        ROOT / "generative" / "priors" / "weights", help="Where the weights and PROVENANCE.md go."
+    ),
     work_dir: Path = typer.Option(ROOT / ".cache" / "pose_priors", help="Dataset cache and training checkpoints."),
     rebuild_data: bool = typer.Option(False, help="Retarget the mocap again instead of using the cached dataset."),
     steps_scale: float = typer.Option(1.0, help="Multiply every training schedule (e.g. 0.1 for a smoke run)."),
