@@ -32,6 +32,10 @@ class DatasetError(Human3DError, ValueError):
     """A dataset (images, transforms, keypoint files) is missing, malformed or empty."""
 
 
+class LPIPSUnavailableError(Human3DError, RuntimeError):
+    """LPIPS needs pretrained network weights that cannot be obtained offline here (:func:`human3d.metrics.lpips`)."""
+
+
 def check_tensor(
     x,
     name: str,

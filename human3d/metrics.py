@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from human3d.errors import Human3DError, InvalidInputError
+from human3d.errors import InvalidInputError, LPIPSUnavailableError
 
 __all__ = [
     "psnr",
@@ -103,10 +103,6 @@ def ssim(
     h, w = s.shape[-2:]
     s = s.reshape(-1, C, h, w).permute(0, 2, 3, 1).reshape(batch + (h, w, C))
     return s.mean(dim=(-3, -2, -1)) if reduce else s
-
-
-class LPIPSUnavailableError(Human3DError, RuntimeError):
-    """LPIPS needs pretrained network weights that cannot be obtained offline here."""
 
 
 def lpips_available() -> bool:
