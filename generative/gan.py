@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from .nn import ConditionEmbedding, check_cond, check_data, mlp, rand, randn
 from .training import History, TrainConfig, make_optimizer, select_device, train_loop

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import torch
 
-from human3d.errors import InvalidInputError, check_tensor
+from generative.errors import InvalidInputError, check_tensor
 
 
 def _flat(x, name):

@@ -13,7 +13,7 @@ from typing import Any, Sequence, TypeVar
 import torch
 from torch import nn
 
-from human3d.errors import InvalidInputError, check_tensor
+from generative.errors import InvalidInputError, check_tensor
 
 C = TypeVar("C")
 

@@ -1,6 +1,6 @@
 """Training utilities shared by every generative model: seeding, device selection, batching, checkpoints, ``fit``.
 
-Checkpoints are single safetensors files written atomically (``human3d.io_utils.atomic_path``):
+Checkpoints are single safetensors files written atomically (``generative.io_utils.atomic_path``):
 
 * ``module.<name>.<param>``: each module's ``state_dict`` (weights and buffers, e.g. ActNorm's init flag);
 * ``optim.<name>.state.<param_id>.<key>``: optimizer state tensors (Adam moments and step counters), flattened by
@@ -31,8 +31,8 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
-from human3d.errors import InvalidInputError, ModelFileError
-from human3d.io_utils import atomic_path
+from generative.errors import InvalidInputError, ModelFileError
+from generative.io_utils import atomic_path
 
 CHECKPOINT_FORMAT = "generative.checkpoint"
 

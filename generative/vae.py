@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from .nn import check_data, mlp, randn
 

@@ -2,6 +2,10 @@
 
 Validate at the boundary (CLI, file loaders, public functions), never in inner loops. Every error names the
 argument or file that was wrong and what was expected.
+
+The hierarchy is owned by ``generative.errors`` (``generative`` stands alone) and extended here: ``Human3DError`` is
+``generative.errors.GenerativeError``, and ``InvalidInputError``, ``ModelFileError`` and ``check_tensor`` are
+``generative``'s own, so ``except InvalidInputError`` / ``except Human3DError`` catch what either package raises.
 """
 
 from __future__ import annotations
@@ -9,19 +13,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Sequence
 
-import torch
+from generative.errors import GenerativeError, InvalidInputError, ModelFileError, check_tensor
 
+Human3DError = GenerativeError
+"""Base class of all errors raised on purpose by human3d (and generative): the same class as ``GenerativeError``."""
 
-class Human3DError(Exception):
-    """Base class of all errors raised on purpose by human3d."""
-
-
-class InvalidInputError(Human3DError, ValueError):
-    """An argument has the wrong shape, dtype, range or contains NaN/inf."""
-
-
-class ModelFileError(Human3DError, OSError):
-    """A body-model or weights file is missing, unreadable, corrupt or of the wrong kind."""
+__all__ = [
+    "DatasetError",
+    "Human3DError",
+    "InvalidInputError",
+    "LPIPSUnavailableError",
+    "ModelFileError",
+    "UnsafePickleError",
+    "check_file",
+    "check_tensor",
+]
 
 
 class UnsafePickleError(ModelFileError):
@@ -34,49 +40,6 @@ class DatasetError(Human3DError, ValueError):
 
 class LPIPSUnavailableError(Human3DError, RuntimeError):
     """LPIPS needs pretrained network weights that cannot be obtained offline here (:func:`human3d.metrics.lpips`)."""
-
-
-def check_tensor(
-    x,
-    name: str,
-    shape: Sequence[int | None | str] | None = None,
-    *,
-    finite: bool = True,
-    dtype_floating: bool = False,
-) -> torch.Tensor:
-    """Check that ``x`` is a tensor of the given shape and (optionally) finite; return it.
-
-    ``shape`` entries: an int must match exactly, ``None`` matches any size, a string names a size that must be
-    equal wherever the same string appears (e.g. ``("B", None, 3)``). A leading ``...`` is not supported: give the
-    full rank.
-    """
-    if not isinstance(x, torch.Tensor):
-        raise InvalidInputError(f"{name}: expected a torch.Tensor, got {type(x).__name__}")
-    if shape is not None:
-        if x.dim() != len(shape):
-            raise InvalidInputError(
-                f"{name}: expected a tensor of shape {_fmt_shape(shape)}, got {tuple(x.shape)}"
-            )
-        named: dict[str, int] = {}
-        for dim, (want, got) in enumerate(zip(shape, x.shape)):
-            if want is None:
-                continue
-            if isinstance(want, str):
-                if named.setdefault(want, got) != got:
-                    raise InvalidInputError(
-                        f"{name}: expected shape {_fmt_shape(shape)}, got {tuple(x.shape)} "
-                        f"(size '{want}' differs between dimensions)"
-                    )
-            elif got != want:
-                raise InvalidInputError(
-                    f"{name}: expected shape {_fmt_shape(shape)}, got {tuple(x.shape)} (dimension {dim})"
-                )
-    if dtype_floating and not x.is_floating_point():
-        raise InvalidInputError(f"{name}: expected a floating-point tensor, got {x.dtype}")
-    if finite and x.is_floating_point() and not bool(torch.isfinite(x).all()):
-        n_bad = int((~torch.isfinite(x)).sum())
-        raise InvalidInputError(f"{name}: contains {n_bad} NaN/inf value(s)")
-    return x
 
 
 def check_file(
@@ -94,7 +57,3 @@ def check_file(
     if suffixes is not None and p.suffix.lower() not in suffixes:
         raise error(f"{name}: '{p}' should end with one of {list(suffixes)}")
     return p
-
-
-def _fmt_shape(shape) -> str:
-    return "[" + ", ".join("*" if s is None else str(s) for s in shape) + "]"

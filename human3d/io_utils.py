@@ -1,40 +1,8 @@
-"""Atomic file writing: write to a temporary file in the same folder, then rename over the target."""
+"""Atomic file writing, owned by ``generative.io_utils`` and re-exported here (one implementation for both packages).
 
-from __future__ import annotations
+``atomic_path(path)`` yields a temporary path beside ``path`` and renames it over ``path`` on success.
+"""
 
-import contextlib
-import os
-import tempfile
-from pathlib import Path
-from typing import Iterator
+from generative.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
-
-@contextlib.contextmanager
-def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (atomic on POSIX).
-
-    The temporary file keeps ``path``'s suffix (or ``suffix``) so that writers choosing a format from the
-    extension (trimesh, cv2, imageio) still work. On error the temporary file is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or path.suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
-
-
-def atomic_write_bytes(path, data: bytes) -> Path:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-    return Path(path)
-
-
-def atomic_write_text(path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+__all__ = ["atomic_path", "atomic_write_bytes", "atomic_write_text"]

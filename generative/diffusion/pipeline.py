@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from ..nn import check_cond, check_data, randn
 from .models import MLPDenoiser, TinyUNet

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from ..nn import randn
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from ..nn import mlp
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from human3d.errors import InvalidInputError
+from generative.errors import InvalidInputError
 
 from ..nn import check_data, randn
 from .layers import (

@@ -35,8 +35,8 @@ import torch.nn.functional as F
 from safetensors.torch import save_file
 from torch import nn
 
-from human3d.errors import InvalidInputError, ModelFileError, check_tensor
-from human3d.io_utils import atomic_path, atomic_write_text
+from generative.errors import InvalidInputError, ModelFileError, check_tensor
+from generative.io_utils import atomic_path, atomic_write_text
 
 from ..autoregressive import MADE, MADEConfig
 from ..diffusion import DiffusionConfig, DiffusionModel

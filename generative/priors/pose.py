@@ -49,7 +49,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from human3d.errors import InvalidInputError, ModelFileError, check_tensor
+from generative.errors import InvalidInputError, ModelFileError, check_tensor
 
 from .base import BasePrior, DiffusionPrior, load_prior, register_prior
 
