@@ -21,6 +21,7 @@ app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
 app.command("fit", help=fit_cli.fit.__doc__)(fit_cli.fit)
 app.add_typer(nerf_cli.app, name="nerf")
 app.add_typer(splat_cli.app, name="splat")
+app.add_typer(__import__("human3d.cli.synth", fromlist=["app"]).app, name="synth")
 
 
 def main() -> None:  # pragma: no cover - console entry point
