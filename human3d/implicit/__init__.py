@@ -1,0 +1,6 @@
+"""Implicit surfaces: ground truth from meshes (signed distances, DeepSDF's sample mix), analytic SDFs, mesh
+extraction (dense marching cubes and MISE), and networks (IGR, hash-grid SDF, DeepSDF, occupancy networks).
+
+Sign convention everywhere: a field is negative inside the surface (SDF); occupancy networks expose the same
+convention through ``-logit``. Shapes live in the unit ball (see :class:`~human3d.implicit.sampling.Normalization`).
+"""
