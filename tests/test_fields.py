@@ -18,7 +18,7 @@ from human3d.fields import (
     NGPField,
     hash_grid_indices,
     positional_encoding,
-    spherical_harmonics,
+    sh_basis,
     trunc_exp,
 )
 
@@ -54,7 +54,7 @@ def test_spherical_harmonics_orthonormal():
     phi = math.pi * (1 + 5**0.5) * i
     r = torch.sqrt(1 - z * z)
     d = torch.stack([r * torch.cos(phi), r * torch.sin(phi), z], -1)
-    Y = spherical_harmonics(d, 4)
+    Y = sh_basis(3, d)  # bands l = 0..3: 16 bases
     gram = 4 * math.pi / n * Y.T @ Y
     assert torch.allclose(gram, torch.eye(16, dtype=torch.float64), atol=2e-3)
 

@@ -9,7 +9,8 @@ from human3d.fields.encodings import (  # noqa: F401
     fourier_features,
     hash_grid_indices,
     hash_grid_level_resolutions,
+    num_sh_bases,
     positional_encoding,
-    spherical_harmonics,
+    sh_basis,
 )
 from human3d.fields.mlp import MLP, NeRFField, NGPField, RadianceField, trunc_exp  # noqa: F401

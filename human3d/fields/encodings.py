@@ -7,6 +7,7 @@ Each encoding is a pure function plus a thin ``nn.Module`` holding its parameter
 from __future__ import annotations
 
 import math
+import numbers
 
 import torch
 import torch.nn as nn
@@ -19,7 +20,9 @@ __all__ = [
     "PositionalEncoding",
     "fourier_features",
     "GaussianFourierFeatures",
-    "spherical_harmonics",
+    "SH_C0",
+    "num_sh_bases",
+    "sh_basis",
     "SphericalHarmonicsEncoding",
     "HASH_PRIMES",
     "hash_grid_level_resolutions",
@@ -78,47 +81,80 @@ class GaussianFourierFeatures(nn.Module):
 
 
 # ------------------------------------------------------------------------------------------- spherical harmonics
-def spherical_harmonics(dirs: torch.Tensor, degree: int = 4) -> torch.Tensor:
-    """Real spherical-harmonic basis (orthonormal on the sphere) of unit directions [..., 3] -> [..., degree^2].
+# The one real spherical-harmonics basis of the project (NeRF direction encodings and splat colours): orthonormal on
+# the sphere, with the constants and sign conventions of 3DGS / gsplat (tested against gsplat's ``_torch_impl``).
+# ``degree`` is the highest band l (0..3): ``(degree + 1) ** 2`` bases, band-major (l = 0, then the three l = 1, ...).
+SH_C0 = 0.28209479177387814
+SH_C1 = 0.4886025119029199
+SH_C2 = (1.0925484305920792, -1.0925484305920792, 0.31539156525252005, -1.0925484305920792, 0.5462742152960396)
+SH_C3 = (
+    -0.5900435899266435,
+    2.890611442640554,
+    -0.4570457994644658,
+    0.3731763325901154,
+    -0.4570457994644658,
+    1.445305721320277,
+    -0.5900435899266435,
+)
+SH_MAX_DEGREE = 3
 
-    ``degree`` is the number of bands (1..4); band l has 2l+1 functions (instant-ngp's direction encoding).
-    """
-    if not 1 <= degree <= 4:
-        raise InvalidInputError(f"degree: expected 1..4 bands, got {degree}")
-    x, y, z = dirs.unbind(-1)
-    out = [torch.full_like(x, 0.28209479177387814)]
-    if degree > 1:
-        out += [-0.48860251190291987 * y, 0.48860251190291987 * z, -0.48860251190291987 * x]
-    if degree > 2:
-        xx, yy, zz, xy, yz, xz = x * x, y * y, z * z, x * y, y * z, x * z
+
+def _check_sh_degree(degree) -> int:
+    if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or not 0 <= degree <= SH_MAX_DEGREE:
+        raise InvalidInputError(f"degree: expected the highest SH band as an int in 0..{SH_MAX_DEGREE}, got {degree!r}")
+    return int(degree)
+
+
+def num_sh_bases(degree: int) -> int:
+    """Number of SH bases up to band ``degree`` (0..3): ``(degree + 1) ** 2``."""
+    return (int(degree) + 1) ** 2
+
+
+def sh_basis(degree: int, dirs: torch.Tensor) -> torch.Tensor:
+    """Real SH bases ``[..., (degree+1)^2]`` at directions ``[..., 3]`` (normalised here); ``degree`` is the highest
+    band l, 0..3. Orthonormal on the unit sphere; 3DGS sign convention."""
+    _check_sh_degree(degree)
+    if not isinstance(dirs, torch.Tensor) or dirs.dim() < 1 or dirs.shape[-1] != 3:
+        got = tuple(dirs.shape) if isinstance(dirs, torch.Tensor) else type(dirs).__name__
+        raise InvalidInputError(f"dirs: expected a tensor of directions [..., 3], got {got}")
+    d = F.normalize(dirs, dim=-1)
+    x, y, z = d.unbind(-1)
+    out = [torch.full_like(x, SH_C0)]
+    if degree >= 1:
+        out += [-SH_C1 * y, SH_C1 * z, -SH_C1 * x]
+    if degree >= 2:
+        xx, yy, zz = x * x, y * y, z * z
+        xy, yz, xz = x * y, y * z, x * z
         out += [
-            1.0925484305920792 * xy,
-            -1.0925484305920792 * yz,
-            0.94617469575755997 * zz - 0.31539156525251999,
-            -1.0925484305920792 * xz,
-            0.54627421529603959 * (xx - yy),
+            SH_C2[0] * xy,
+            SH_C2[1] * yz,
+            SH_C2[2] * (2.0 * zz - xx - yy),
+            SH_C2[3] * xz,
+            SH_C2[4] * (xx - yy),
         ]
-    if degree > 3:
-        out += [
-            0.59004358992664352 * y * (-3.0 * xx + yy),
-            2.8906114426405538 * xy * z,
-            0.45704579946446572 * y * (1.0 - 5.0 * zz),
-            0.3731763325901154 * z * (5.0 * zz - 3.0),
-            0.45704579946446572 * x * (1.0 - 5.0 * zz),
-            1.4453057213202769 * z * (xx - yy),
-            0.59004358992664352 * x * (-xx + 3.0 * yy),
-        ]
+        if degree >= 3:
+            out += [
+                SH_C3[0] * y * (3.0 * xx - yy),
+                SH_C3[1] * xy * z,
+                SH_C3[2] * y * (4.0 * zz - xx - yy),
+                SH_C3[3] * z * (2.0 * zz - 3.0 * xx - 3.0 * yy),
+                SH_C3[4] * x * (4.0 * zz - xx - yy),
+                SH_C3[5] * z * (xx - yy),
+                SH_C3[6] * x * (xx - 3.0 * yy),
+            ]
     return torch.stack(out, dim=-1)
 
 
 class SphericalHarmonicsEncoding(nn.Module):
-    def __init__(self, degree: int = 4):
+    """Direction encoding by :func:`sh_basis` up to band ``degree`` (0..3): ``out_dim = (degree + 1) ** 2``."""
+
+    def __init__(self, degree: int = 3):
         super().__init__()
-        self.degree = degree
-        self.out_dim = degree * degree
+        self.degree = _check_sh_degree(degree)
+        self.out_dim = num_sh_bases(degree)
 
     def forward(self, dirs: torch.Tensor) -> torch.Tensor:
-        return spherical_harmonics(dirs, self.degree)
+        return sh_basis(self.degree, dirs)
 
 
 # ------------------------------------------------------------------------------------------- hash grid

@@ -85,7 +85,8 @@ class NGPField(RadianceField):
     """instant-ngp field: hash grid -> 1-hidden-layer density MLP -> (sigma, geometry features);
     SH(view direction) + geometry features -> 2-hidden-layer colour MLP (direction enters only here).
 
-    Density uses ``trunc_exp``; colour a sigmoid. Points outside ``aabb`` get density 0.
+    Density uses ``trunc_exp``; colour a sigmoid. Points outside ``aabb`` get density 0. ``sh_degree`` is the
+    highest SH band of the direction encoding (0..3; 3 gives instant-ngp's 16 bases).
     """
 
     def __init__(
@@ -99,7 +100,7 @@ class NGPField(RadianceField):
         hidden_dim: int = 64,
         geo_feat_dim: int = 15,
         color_hidden: int = 2,
-        sh_degree: int = 4,
+        sh_degree: int = 3,
         density_bias: float = -1.0,
         dense_max_entries: int | None = None,
     ):
