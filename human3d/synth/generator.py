@@ -22,8 +22,8 @@ What a batch holds (``B`` images, up to ``P = max_people`` people each; the main
 **Visibility** is a z-buffer test on the vertices that make each keypoint: Anny's keypoints are blends of
 surface vertices (:attr:`AnnyBody.keypoint_weights`); a vertex is visible when the z-buffer at its pixel holds
 the same person within ``depth_tol`` metres of the vertex's depth, and a keypoint is visible when at least
-``vis_fraction`` of its blend weight is on visible vertices and no occluding box covers it (midpoints take the
-less visible end). All steps are batched (no loops over pixels, vertices or people).
+``vis_fraction`` of its blend weight is on visible vertices, no occluding box covers it and the z-buffer at its
+own pixel is not ``occlusion_margin`` metres in front of it (midpoints need both ends visible). All steps are batched (no loops over pixels, vertices or people).
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ class SynthConfig:
     """Z-buffer tolerance of the visibility test (metres)."""
     vis_fraction: float = 0.3
     """Share of a keypoint's vertex weight that must be visible for the keypoint to be visible."""
+    occlusion_margin: float = 0.25
+    """A keypoint is hidden when the z-buffer at its own pixel is this much (metres) in front of it."""
     noise: float = 0.02
     """Standard deviation of the pixel noise added to the image (in [0, 1] units)."""
 
@@ -85,7 +87,7 @@ class SynthConfig:
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and 0.0 <= v <= 1.0):
                 raise InvalidInputError(f"{name}: expected a fraction in [0, 1], got {v!r}")
-        for name in ("occluders", "depth_tol", "noise"):
+        for name in ("occluders", "depth_tol", "noise", "occlusion_margin"):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and math.isfinite(v) and v >= 0):
                 raise InvalidInputError(f"{name}: expected a non-negative number, got {v!r}")
@@ -308,7 +310,10 @@ class SynthGenerator:
             in_img = pr.valid.view(B, P, K_) & (uvk >= 0).all(-1) & (uvk < S).all(-1)
             ki = torch.floor(uvk[..., 1]).long().clamp(0, S - 1)
             kj = torch.floor(uvk[..., 0]).long().clamp(0, S - 1)
-            covered = occ.view(B, 1, -1).expand(B, P, -1).gather(2, (ki * S + kj).view(B, P, -1)).view(B, P, K_)
+            lin_k = (ki * S + kj).view(B, P * K_)
+            covered = occ.view(B, -1).gather(1, lin_k).view(B, P, K_)
+            zk = frags.depth.view(B, -1).gather(1, lin_k).view(B, P, K_)  # z-buffer at the keypoint's pixel
+            covered |= (zk > 0) & (zk < pr.depth.view(B, P, K_) - c.occlusion_margin)
             flag = torch.where(in_img, torch.where(vis & ~covered, 2, 1), 0) * present[..., None]
             kp2d[sk] = torch.cat([uvk, flag[..., None].float()], -1)
             kp3d_out[sk] = X
