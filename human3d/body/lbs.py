@@ -22,6 +22,8 @@ from typing import Sequence
 
 import torch
 
+from human3d.errors import InvalidInputError
+
 __all__ = [
     "batch_rodrigues",
     "blend_shapes",
@@ -83,17 +85,17 @@ def _levels_cached(parents: tuple[int, ...]) -> tuple[tuple[tuple[int, ...], tup
     for j, p in enumerate(parents):
         if j == 0:
             if p >= 0:
-                raise ValueError(f"parents: joint 0 must be the root (parent -1), got parent {p}")
+                raise InvalidInputError(f"parents: joint 0 must be the root (parent -1), got parent {p}")
             continue
         if not 0 <= p < j:
-            raise ValueError(f"parents: joint {j} has parent {p}; parents must precede their children")
+            raise InvalidInputError(f"parents: joint {j} has parent {p}; parents must precede their children")
         depth[j] = depth[p] + 1
     levels = []
     for d in range(max(depth) + 1):
         joints = tuple(j for j in range(len(parents)) if depth[j] == d)
         if d == 0:
             if joints != (0,):
-                raise ValueError("parents: the tree must have exactly one root (joint 0)")
+                raise InvalidInputError("parents: the tree must have exactly one root (joint 0)")
             levels.append((joints, ()))
             continue
         prev = levels[-1][0]

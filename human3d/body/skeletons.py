@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import torch
 
+from human3d.errors import InvalidInputError
+
 COCO17 = [
     "nose", "left_eye", "right_eye", "left_ear", "right_ear",
     "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
@@ -57,7 +59,7 @@ EDGES = {name: _edges(names, _LIMBS) for name, names in SKELETONS.items()}
 def skeleton_names(skeleton: str) -> list[str]:
     """Keypoint names of ``skeleton`` ("coco17", "body25" or "openpose_coco18")."""
     if skeleton not in SKELETONS:
-        raise ValueError(f"skeleton: expected one of {sorted(SKELETONS)}, got {skeleton!r}")
+        raise InvalidInputError(f"skeleton: expected one of {sorted(SKELETONS)}, got {skeleton!r}")
     return SKELETONS[skeleton]
 
 

@@ -16,6 +16,8 @@ import roma
 import torch
 import torch.nn.functional as F
 
+from human3d.errors import InvalidInputError
+
 __all__ = [
     "axis_angle_to_matrix",
     "matrix_to_axis_angle",
@@ -91,9 +93,9 @@ def euler_to_matrix(angles: torch.Tensor, order: str, degrees: bool = False) -> 
     ``order`` is a string like ``"ZYX"`` naming the axes in the order the angles are listed, applied as
     *intrinsic* rotations (BVH convention: ``R = R_axis0(a0) @ R_axis1(a1) @ R_axis2(a2)``).
     """
+    if not isinstance(order, str) or len(order) != 3 or set(order.upper()) - set("XYZ"):
+        raise InvalidInputError(f"order: expected three letters from 'XYZ' (e.g. 'ZYX'), got {order!r}")
     order = order.upper()
-    if len(order) != 3 or set(order) - set("XYZ"):
-        raise ValueError(f"order: expected three letters from 'XYZ', got {order!r}")
     if degrees:
         angles = torch.deg2rad(angles)
     axes = {"X": 0, "Y": 1, "Z": 2}

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 import torch
 
+from human3d.errors import InvalidInputError
 from human3d.splat.gaussians import quat_scale_to_matrix
 
 __all__ = ["Projection", "project_gaussians", "ALPHA_THRESHOLD", "support_extent"]
@@ -93,7 +94,7 @@ def project_gaussians(
     j11, j12 = fy * rz, -fy * uy * rz
     if covars is None:
         if quats is None or scales is None:
-            raise ValueError("project_gaussians: give either quats and scales, or covars")
+            raise InvalidInputError("quats, scales / covars: expected quats [N, 4] and scales [N, 3], or covars [N, 3, 3]")
         M = quat_scale_to_matrix(quats, scales)  # [N, 3, 3], Sigma = M M^T
         # W M for every camera: one GEMM [3C, 3] x [3, 3N] -> [C, 3(i), N, 3(k)]
         WM = (R.reshape(C * 3, 3) @ M.permute(1, 0, 2).reshape(3, N * 3)).reshape(C, 3, N, 3)
