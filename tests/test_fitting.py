@@ -15,7 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from human3d.body.io import load_params
-from human3d.body.retarget import anny_reference
+from human3d.motion.retarget import anny_reference
 from human3d.body.smpl import SMPL
 from human3d.data.paths import shared_data_dir
 from human3d.errors import InvalidInputError

@@ -20,11 +20,11 @@ from generative.priors.pose import (
     load_pose_prior,
     pose_prior_path,
 )
-from human3d.data.mocap import ClipInfo, build_pose_dataset
+from human3d.motion.mocap import ClipInfo, build_pose_dataset
 from human3d.errors import InvalidInputError, ModelFileError
 
 MORE = "mocap_bvh_more"
-# Held-out clips (human3d.data.mocap.HOLDOUT): CMU subject 131 "hop" and CMU walking from the Li et al. split.
+# Held-out clips (human3d.motion.mocap.HOLDOUT): CMU subject 131 "hop" and CMU walking from the Li et al. split.
 HELD_OUT = [
     ClipInfo("cmu_mocap_bvh_subject131/131_03.bvh", "cmu_3dsmax_bvh", "CMU", "val"),
     ClipInfo(f"{MORE}/cmu_expmap_li2018/train/walking/walking_5_stride4.txt", "cmu_expmap", "MIT/CMU", "val", True),

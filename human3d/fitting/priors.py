@@ -8,7 +8,7 @@ from body keypoints and stay at zero. A :class:`PoseSpace` lists *groups*, each 
 one or more ``body_pose`` joints with fixed fractions (``body_pose[:, j] = sum_g E[g, j] r_g``):
 
 * SMPL / SMPL-H / SMPL-X: the 21 body joints, one group each (SMPL's two hand joints stay at zero);
-* Anny: the bones that :mod:`human3d.body.retarget` drives from motion capture: the trunk (one rotation split
+* Anny: the bones that :mod:`human3d.motion.retarget` drives from motion capture: the trunk (one rotation split
   equally over ``spine05..spine01``), the neck (split over ``neck01..neck03``), ``head``, and per side
   ``clavicle``, ``upperarm01``, ``lowerarm01`` (elbow), ``wrist``, ``upperleg01``, ``lowerleg01`` (knee),
   ``foot``: 15 groups.
@@ -69,8 +69,8 @@ for _s in ("L", "R"):
     _ANNY_GROUPS += [(f"{b}.{_s}", [f"{b}.{_s}"]) for b in
                      ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")]  # fmt: skip
 # Simple prior for Anny: mean and standard deviation (floored at 0.1 rad) of each group axis-angle over the training
-# poses of the shipped learned priors (18,161 poses, 48 CMU / MIT clips retargeted with human3d.body.retarget at
-# <= 30 fps; the HOLDOUT clips of human3d.data.mocap, 131_03 among them, excluded). Written by
+# poses of the shipped learned priors (18,161 poses, 48 CMU / MIT clips retargeted with human3d.motion.retarget at
+# <= 30 fps; the HOLDOUT clips of human3d.motion.mocap, 131_03 among them, excluded). Written by
 # tools/build_assets/simple_prior_stats.py. Order: _ANNY_GROUPS x (x, y, z).
 _ANNY_MEAN = [
     -0.019, 0.024, 0.024, -0.117, -0.134, -0.013, 0.342, -0.052, 0.0, 0.032, -0.058, 0.21, -0.161, -0.266, -0.539,

@@ -1,6 +1,6 @@
 """Synthetic ground truth for fitting: real mocap poses on random shapes, seen by a known camera.
 
-Poses come from BVH motion capture retargeted onto Anny (:mod:`human3d.body.retarget`). For the SMPL family each
+Poses come from BVH motion capture retargeted onto Anny (:mod:`human3d.motion.retarget`). For the SMPL family each
 SMPL joint sits at the head of one Anny bone (:data:`SMPL_FROM_ANNY`: pelvis <- root, hips <- upper legs,
 spine1/2/3 <- spine04/02/01, neck <- neck01, ...) and takes that bone's world rotation *relative to SMPL's rest
 pose*: SMPL rests in a T-pose, Anny in an A-pose with bent elbows, so the retargeted rotations are taken relative
@@ -32,7 +32,7 @@ __all__ = ["SyntheticSet", "default_data_root", "mocap_anny_poses", "make_synthe
            "SMPL_FROM_ANNY", "anny_tpose", "smpl_pose_from_anny", "smpl_data_from_anny"]
 
 # (path under the data root, BVH unit scale to metres). Only clips held out of every shipped pose prior
-# (human3d.data.mocap.HOLDOUT; the "simple" prior's statistics come from 01_01 and 14_14): 131_01 (walk) was
+# (human3d.motion.mocap.HOLDOUT; the "simple" prior's statistics come from 01_01 and 14_14): 131_01 (walk) was
 # dropped because the learned priors train on it.
 DEFAULT_CLIPS = (
     ("cmu_mocap_bvh_subject131/131_03.bvh", 0.056444),  # start, hop, stop
@@ -88,13 +88,13 @@ class SyntheticSet:
 
 
 def _rig_calibrations(root: str, rig: str) -> dict:
-    """Retarget calibrations of every clip of one rig group of the pose corpus (:func:`human3d.data.mocap.list_clips`),
-    made as the pose priors' training data makes them (:func:`human3d.data.mocap.build_pose_dataset`: hinge twists
+    """Retarget calibrations of every clip of one rig group of the pose corpus (:func:`human3d.motion.mocap.list_clips`),
+    made as the pose priors' training data makes them (:func:`human3d.motion.mocap.build_pose_dataset`: hinge twists
     pooled over the group's training clips, the group's reference clip first): {clip name: (ClipInfo, Calibration)}."""
     key = (root, rig)
     if key not in _CALIBRATIONS:
-        from human3d.body.retarget import anny_reference, calibrate_rig, detect_spec
-        from human3d.data.mocap import _GROUP_REFERENCE, list_clips, load_motion, trim_start
+        from human3d.motion.retarget import anny_reference, calibrate_rig, detect_spec
+        from human3d.motion.mocap import _GROUP_REFERENCE, list_clips, load_motion, trim_start
 
         clips = [c for c in list_clips(root, include_eval=False, include_deepmimic=True) if c.rig == rig]
         ref = _GROUP_REFERENCE.get(rig)
@@ -113,7 +113,7 @@ _CALIBRATIONS: dict = {}
 
 def _named_clip(name: str, root: Path):
     """(Motion with its calibration T-pose trimmed, Calibration) of the corpus clip ``name`` (any rig)."""
-    from human3d.data.mocap import list_clips
+    from human3d.motion.mocap import list_clips
 
     info = {c.name: c for c in list_clips(root, include_eval=False, include_deepmimic=True)}
     if name not in info:
@@ -127,12 +127,12 @@ def mocap_anny_poses(n: int, seed: int = 0, clips=DEFAULT_CLIPS, data_root=None,
     """``n`` random frames of retargeted mocap: (global_orient [n, 3], body_pose [n, 309], world [n, J, 3, 3]).
 
     ``clips``: entries ``(BVH path under the data root, unit scale)`` (retargeted with the clip's own calibration,
-    as :data:`DEFAULT_CLIPS`), or clip names of the pose corpus (:func:`human3d.data.mocap.list_clips`, any rig:
-    CMU BVH / DAZ / expmap CSV, FAIR, ...; e.g. the held-out ``human3d.data.mocap.HOLDOUT``), retargeted with their
+    as :data:`DEFAULT_CLIPS`), or clip names of the pose corpus (:func:`human3d.motion.mocap.list_clips`, any rig:
+    CMU BVH / DAZ / expmap CSV, FAIR, ...; e.g. the held-out ``human3d.motion.mocap.HOLDOUT``), retargeted with their
     rig group's calibration as the priors' training data is (calibration T-pose trimmed). Frames at ``fps``.
     """
-    from human3d.body.retarget import retarget
-    from human3d.data.bvh import read_bvh
+    from human3d.motion.retarget import retarget
+    from human3d.motion.bvh import read_bvh
 
     root = Path(data_root) if data_root is not None else default_data_root()
     gos, bps, worlds = [], [], []
@@ -166,7 +166,7 @@ def anny_tpose(reference=None) -> tuple[torch.Tensor, torch.Tensor]:
     Returns ``world`` [J, 3, 3], each bone's world rotation relative to Anny's zero pose, and ``body_pose``
     [1, (J-1)*3], the AnnyBody pose (``global_orient`` zero) that puts Anny in it (float64, canonical frame).
     """
-    from human3d.body.retarget import anny_reference, minimal_rotation
+    from human3d.motion.retarget import anny_reference, minimal_rotation
 
     ref = reference if reference is not None else anny_reference()
     heads = ref.heads.double()  # [J, 3]
@@ -236,7 +236,7 @@ def smpl_pose_from_anny(
     turns like the Anny bone :data:`SMPL_FROM_ANNY` maps to it, relative to SMPL's T-pose rest
     (:func:`anny_tpose`). ``model``: the SMPL-family model (None: SMPL). Float64 inside, returns the input dtype.
     """
-    from human3d.body.retarget import anny_reference
+    from human3d.motion.retarget import anny_reference
 
     ref = reference if reference is not None else anny_reference()
     n = global_orient.shape[0]
@@ -297,7 +297,7 @@ def smpl_data_from_anny(num_betas: int = 10, samples: int = 64, seed: int = 0, r
     import scipy.sparse as sp
 
     from human3d.body.anny import AnnyBody
-    from human3d.body.retarget import anny_reference
+    from human3d.motion.retarget import anny_reference
     from human3d.body.smpl import SMPL_JOINT_NAMES, VERTEX_IDS
 
     dtype = np.float64 if dtype is None else dtype
@@ -426,7 +426,7 @@ def make_synthetic_set(
         params["phenotypes"] = ph
         world_R_root = R_cam @ R_root
     else:
-        from human3d.body.retarget import anny_reference
+        from human3d.motion.retarget import anny_reference
 
         ref = anny_reference()
         go_s, bp_s = _smpl_pose_from_world(model, world, ref.names, anny_tpose(ref)[0])

@@ -19,7 +19,7 @@ PA-MPJPE / MPJPE (root = hip midpoint) in mm over the COCO-17 3D keypoints, the 
 process-CPU seconds per person of each prior's fits (batch ``--n``).
 
 ``--clips`` evaluates on other clips held out of the priors (names of the pose corpus,
-:func:`human3d.data.mocap.list_clips`; ``holdout`` = every clip of ``human3d.data.mocap.HOLDOUT`` in the corpus the
+:func:`human3d.motion.mocap.list_clips`; ``holdout`` = every clip of ``human3d.motion.mocap.HOLDOUT`` in the corpus the
 priors were trained on: CMU BVH, DAZ salsa, expmap CSV, FAIR), each retargeted with its rig group's calibration as
 in the priors' training data (131_03 keeps :data:`~human3d.fitting.synthetic.DEFAULT_CLIPS`' own calibration, so
 that the default run is unchanged); ``--fps`` picks frames at that rate. With several clips it prints one table
@@ -59,7 +59,7 @@ def timed(fn):
 
 def resolve_clips(spec: str) -> list[str]:
     """Clip names of ``--clips`` ('holdout': the HOLDOUT clips of the corpus the priors were trained on)."""
-    from human3d.data.mocap import HOLDOUT, list_clips
+    from human3d.motion.mocap import HOLDOUT, list_clips
 
     if spec.strip() == "holdout":
         return [c.name for c in list_clips(include_eval=False) if c.name in HOLDOUT]
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="also write the per-prior figures to this JSON file")
     ap.add_argument("--clips", default="131_03",
                     help="comma-separated held-out clip names of the pose corpus, or 'holdout' = every clip of "
-                         "human3d.data.mocap.HOLDOUT in it (default 131_03: synthetic.DEFAULT_CLIPS)")
+                         "human3d.motion.mocap.HOLDOUT in it (default 131_03: synthetic.DEFAULT_CLIPS)")
     ap.add_argument("--fps", type=float, default=10.0, help="frame rate the mocap frames are drawn at")
     ap.add_argument("--no-variants", action="store_true",
                     help="skip the extra rows 'simple (previous defaults)' and 'vae (latent)'")

@@ -3,7 +3,7 @@
     .venv/bin/python tools/bench/priors.py [--max-fps 10] [--fit-n 16] [--fit-seeds 0] [--no-fit]
 
 Data (retargeted to Anny at <= ``--max-fps``):
-  * held-out: the whole CMU / MIT clips of ``human3d.data.mocap.HOLDOUT`` (never trained on);
+  * held-out: the whole CMU / MIT clips of ``human3d.motion.mocap.HOLDOUT`` (never trained on);
   * Bandai Namco Research Motion Dataset (CC BY-NC-ND 4.0, 50 clips: walks, runs, gestures, kicks, dance; other
     actors, another studio and rig): evaluation only.
 
@@ -35,7 +35,7 @@ os.environ.setdefault("WARP_CACHE_PATH", "/work/warp_cache")
 import torch  # noqa: E402
 
 from generative.priors.pose import ANNY_PRIOR_GROUPS, POSE_PRIOR_KINDS, load_pose_prior  # noqa: E402
-from human3d.data.mocap import build_pose_dataset, list_clips  # noqa: E402
+from human3d.motion.mocap import build_pose_dataset, list_clips  # noqa: E402
 
 
 def _auc(pos: torch.Tensor, neg: torch.Tensor) -> float:

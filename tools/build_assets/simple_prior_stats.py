@@ -6,7 +6,7 @@
     .venv/bin/python tools/build_assets/simple_prior_stats.py --rebuild-data  # retarget the mocap again
 
 The poses are exactly the training set of the shipped learned priors (``tools/build_assets/train_pose_priors.py``:
-:func:`human3d.data.mocap.list_clips` without the evaluation-only Bandai Namco clips, whole ``HOLDOUT`` clips
+:func:`human3d.motion.mocap.list_clips` without the evaluation-only Bandai Namco clips, whole ``HOLDOUT`` clips
 removed, retargeted to Anny at <= 30 fps); the dataset cache is shared with that script. Prints, per group axis-angle
 component (order: the 17 pose groups x (x, y, z)), the mean and the standard deviation floored at ``--floor``
 radians, formatted to paste into ``human3d/fitting/priors.py``, and the largest change against the arrays there.

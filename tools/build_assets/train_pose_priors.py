@@ -5,12 +5,12 @@
     .venv/bin/python tools/build_assets/train_pose_priors.py --kinds flow,vae --steps-scale 0.5
     .venv/bin/python tools/build_assets/train_pose_priors.py --family smpl   # SMPL-family body_pose priors
 
-Pipeline: mocap clips (:func:`human3d.data.mocap.list_clips`: CMU and MIT-licensed sets; Bandai Namco excluded,
-it is CC BY-NC-ND and evaluation-only) -> retargeted to Anny (:mod:`human3d.body.retarget`) at <= 30 fps -> the
+Pipeline: mocap clips (:func:`human3d.motion.mocap.list_clips`: CMU and MIT-licensed sets; Bandai Namco excluded,
+it is CC BY-NC-ND and evaluation-only) -> retargeted to Anny (:mod:`human3d.motion.retarget`) at <= 30 fps -> the
 51-D group axis-angle vectors of :mod:`generative.priors.pose` -> standardised with the training mean/std ->
 one model per kind (:mod:`generative`), with checkpoints in ``--work-dir`` (resumed when present) -> frozen priors
 saved as safetensors + JSON (provenance: clips, licences, CMU credit, held-out statistics) and ``PROVENANCE.md``.
-Whole clips are held out (``human3d.data.mocap.HOLDOUT``) for validation; their figures are printed at the end.
+Whole clips are held out (``human3d.motion.mocap.HOLDOUT``) for validation; their figures are printed at the end.
 
 ``--family smpl`` trains the same kinds with the same settings on the same poses mapped onto SMPL's joints
 (:func:`smpl_body_vectors`: the first 21 ``body_pose`` joints, 63-D axis-angle in SMPL's own convention, relative
@@ -64,7 +64,7 @@ from generative.priors.pose import (  # noqa: E402
     pose_prior_path,
     pose_provenance,
 )
-from human3d.data.mocap import CMU_CREDIT, build_pose_dataset, list_clips  # noqa: E402
+from human3d.motion.mocap import CMU_CREDIT, build_pose_dataset, list_clips  # noqa: E402
 from human3d.io_utils import atomic_path, atomic_write_text  # noqa: E402
 
 app = typer.Typer(help="Train the pose priors (Gaussian, VAE, flow, diffusion, GAN) for Anny or SMPL on mocap.")
@@ -160,7 +160,7 @@ def smpl_body_vectors(x: torch.Tensor, groups: list, body_pose_joints: list[str]
     :func:`human3d.fitting.synthetic.smpl_pose_from_anny` at a zero ``global_orient``.
     """
     from generative.priors.pose import body_pose_from_groups, group_expand_matrix
-    from human3d.body.retarget import anny_reference
+    from human3d.motion.retarget import anny_reference
     from human3d.fitting.synthetic import smpl_pose_from_anny
 
     E = group_expand_matrix([(n, list(m)) for n, m in groups], list(body_pose_joints))
@@ -331,7 +331,7 @@ def _provenance_md(d: dict, results: dict, smpl_results: dict | None = None) -> 
         "hip, knee, ankle) as axis-angles in AnnyBody's `body_pose` convention: a 51-D vector (see",
         "`generative/priors/pose.py`). The `smpl_pose_*` priors score SMPL's `body_pose` (below).",
         "",
-        "**Data.** Motion capture retargeted to Anny (`human3d/body/retarget.py`), subsampled to at most 30 fps.",
+        "**Data.** Motion capture retargeted to Anny (`human3d/motion/retarget.py`), subsampled to at most 30 fps.",
         "Only permissively licensed clips are used for training:",
         "",
         "- CMU Graphics Lab Motion Capture Database (subjects 1, 14, 60, 131 via cgspeed BVH conversions, and the",

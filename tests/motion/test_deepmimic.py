@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from human3d.body.retarget import ANNY_ROLES, SPECS, calibrate, detect_spec, retarget, segment_directions
-from human3d.data.deepmimic import read_deepmimic, read_deepmimic_skeleton
-from human3d.data.mocap import HOLDOUT, build_pose_dataset, list_clips, load_motion
+from human3d.motion.retarget import ANNY_ROLES, SPECS, calibrate, detect_spec, retarget, segment_directions
+from human3d.motion.deepmimic import read_deepmimic, read_deepmimic_skeleton
+from human3d.motion.mocap import HOLDOUT, build_pose_dataset, list_clips, load_motion
 from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError
 from human3d.geometry.rotations import axis_angle_to_matrix, quaternion_to_matrix

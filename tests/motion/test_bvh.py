@@ -12,7 +12,7 @@ import pytest
 import torch
 from scipy.spatial.transform import Rotation
 
-from human3d.data.bvh import forward_kinematics, parse_bvh, read_bvh
+from human3d.motion.bvh import forward_kinematics, parse_bvh, read_bvh
 from human3d.data.paths import shared_data_dir
 from human3d.errors import DatasetError, InvalidInputError
 

@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human3d.data.bvh import Motion
 from human3d.errors import DatasetError, InvalidInputError, check_file
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle, quaternion_to_matrix
+from human3d.motion.bvh import Motion
 
 __all__ = [
     "DeepMimicSkeleton",

@@ -18,7 +18,7 @@ mocap_bvh_more/deepmimic_human*   deepmimic (JSON)        MIT                   
 =================================  ======================  ==============================  ==========
 
 Whole clips are held out for validation (``HOLDOUT``); Bandai Namco clips are evaluation-only and never enter
-shipped weights. The 15 DeepMimic clips (:func:`~human3d.data.deepmimic.read_deepmimic`, resampled to 30 fps;
+shipped weights. The 15 DeepMimic clips (:func:`~human3d.motion.deepmimic.read_deepmimic`, resampled to 30 fps;
 ``humanoid3d_walk`` held out) are listed only with ``list_clips(include_deepmimic=True)``: the shipped priors
 were trained without them.
 """
@@ -33,10 +33,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from human3d.data.bvh import Motion, read_bvh
-from human3d.data.deepmimic import read_deepmimic
 from human3d.errors import DatasetError, InvalidInputError, check_file
 from human3d.geometry.rotations import axis_angle_to_matrix
+from human3d.motion.bvh import Motion, read_bvh
+from human3d.motion.deepmimic import read_deepmimic
+from human3d.motion.retarget import anny_reference, calibrate_rig, detect_spec, retarget
 
 __all__ = [
     "CMU38_NAMES",
@@ -137,8 +138,6 @@ def _is_json(path: Path) -> bool:
 def load_motion(path, scale: float | None = None) -> Motion:
     """Load a BVH (units from its detected rig unless ``scale`` is given), a CMU expmap CSV or a DeepMimic JSON
     motion (30 fps) as a :class:`Motion`."""
-    from human3d.body.retarget import detect_spec
-
     p = Path(path)
     if p.suffix.lower() == ".bvh":
         if scale is None:
@@ -276,13 +275,12 @@ def build_pose_dataset(
     """Retarget ``clips`` (default: :func:`list_clips`) to Anny and turn every frame (subsampled to ``max_fps``)
     into the pose-prior vector.
 
-    Calibration: :func:`human3d.body.retarget.calibrate_rig` per rig group (``ClipInfo.rig``), the hinge twists
+    Calibration: :func:`human3d.motion.retarget.calibrate_rig` per rig group (``ClipInfo.rig``), the hinge twists
     pooled over the group's training clips (all its clips when it has none, e.g. the evaluation-only Bandai set);
     rigs without a human rest pose use the first frame of ``_GROUP_REFERENCE``'s clip. Forearm twist is dropped
     (``forearm_twist="none"``), as in the fitting pose space.
     """
     from generative.priors.pose import ANNY_PRIOR_GROUPS, group_expand_matrix, groups_from_body_pose
-    from human3d.body.retarget import anny_reference, calibrate_rig, detect_spec, retarget
 
     root = Path(root) if root is not None else mocap_root()
     clips = list_clips(root) if clips is None else list(clips)

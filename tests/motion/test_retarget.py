@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from human3d.body.retarget import (
+from human3d.motion.retarget import (
     ANNY_ROLES,
     SPECS,
     calibrate,
@@ -20,8 +20,8 @@ from human3d.body.retarget import (
     swing_twist,
     up_matrix,
 )
-from human3d.data.bvh import read_bvh
-from human3d.data.mocap import load_motion, trim_start
+from human3d.motion.bvh import read_bvh
+from human3d.motion.mocap import load_motion, trim_start
 from human3d.data.paths import shared_data_dir
 from human3d.errors import InvalidInputError
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
@@ -147,7 +147,7 @@ def test_elbows_and_knees_stay_hinges():
     m = load_motion(DATA / "cmu_mocap_bvh_subject131/131_01.bvh").subsample(30)
     r = retarget(m)
     bp = r.body_pose.view(-1, 103, 3).double()
-    from human3d.body.retarget import anny_reference
+    from human3d.motion.retarget import anny_reference
 
     ref = anny_reference()
     for s in ("L", "R"):

@@ -47,7 +47,6 @@ from typing import Union
 
 import torch
 
-from human3d.data.bvh import Motion
 from human3d.errors import InvalidInputError
 from human3d.geometry.rotations import (
     axis_angle_to_matrix,
@@ -55,6 +54,7 @@ from human3d.geometry.rotations import (
     matrix_to_quaternion,
     quaternion_to_matrix,
 )
+from human3d.motion.bvh import Motion
 
 __all__ = [
     "BoneMap",
@@ -344,7 +344,7 @@ SPECS["bandai"] = SkeletonSpec(
 
 # Rigs of the non-BVH motion formats (kept apart from the BVH rigs of SPECS; detect_spec searches both).
 OTHER_SPECS: dict[str, SkeletonSpec] = {}
-# DeepMimic humanoid3d character (xbpeng/DeepMimic, human3d.data.deepmimic): Y up, facing +X, right on +Z; rest
+# DeepMimic humanoid3d character (xbpeng/DeepMimic, human3d.motion.deepmimic): Y up, facing +X, right on +Z; rest
 # pose = standing, straight legs, arms hanging down (a human pose: calibrated on it). 13 animated joints: no
 # clavicles, one neck joint at the base of the neck that carries the head (mapped to Anny's neck chain; Anny's
 # head keeps a zero delta), revolute knees/elbows (local z), fixed wrists without fingers (Anny's hands follow the
