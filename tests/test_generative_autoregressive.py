@@ -8,9 +8,9 @@ import torch
 from torch.autograd.functional import jacobian
 
 from generative.autoregressive import MADE, MADEConfig
+from generative.errors import InvalidInputError
 from generative.metrics import gaussian_nll
 from generative.training import TrainConfig, fit
-from human3d.errors import InvalidInputError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread

@@ -17,9 +17,9 @@ from generative.diffusion import (
     sample_loop,
     v_loss,
 )
+from generative.errors import InvalidInputError
 from generative.metrics import mmd_rbf
 from generative.training import TrainConfig, fit
-from human3d.errors import InvalidInputError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread

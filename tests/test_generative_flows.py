@@ -6,6 +6,7 @@ import torch
 from torch.autograd.functional import jacobian
 from torch.distributions import MultivariateNormal
 
+from generative.errors import InvalidInputError
 from generative.flows import (
     ActNorm,
     AffineCoupling,
@@ -20,7 +21,6 @@ from generative.flows import (
     Squeeze,
 )
 from generative.training import TrainConfig, fit
-from human3d.errors import InvalidInputError
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny networks: see conftest.one_thread

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from generative.errors import InvalidInputError
 from generative.gan import (
     GAN,
     GANConfig,
@@ -15,7 +16,6 @@ from generative.gan import (
     r1_penalty,
 )
 from generative.training import TrainConfig
-from human3d.errors import InvalidInputError
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from torch.distributions import MultivariateNormal
 
 from generative.autoregressive import MADE, MADEConfig
 from generative.diffusion import DiffusionConfig, DiffusionModel
+from generative.errors import InvalidInputError, ModelFileError
 from generative.flows import RealNVP, RealNVPConfig
 from generative.gan import GAN, GANConfig
 from generative.metrics import roc_auc
@@ -26,7 +27,6 @@ from generative.priors import (
 )
 from generative.training import TrainConfig, fit
 from generative.vae import VAE, HierarchicalVAE, HierarchicalVAEConfig, VAEConfig
-from human3d.errors import InvalidInputError, ModelFileError
 
 D = 6
 

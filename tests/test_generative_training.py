@@ -8,6 +8,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from generative.errors import InvalidInputError, ModelFileError
 from generative.flows import RealNVP, RealNVPConfig
 from generative.gan import GAN, GANConfig
 from generative.training import (
@@ -21,7 +22,6 @@ from generative.training import (
     unflatten_optimizer_state,
 )
 from generative.vae import VAE, VAEConfig
-from human3d.errors import InvalidInputError, ModelFileError
 
 
 @pytest.fixture(autouse=True)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch.distributions import Independent, MultivariateNormal, Normal, kl_divergence
 
+from generative.errors import InvalidInputError
 from generative.vae import (
     VAE,
     HierarchicalVAE,
@@ -14,7 +15,6 @@ from generative.vae import (
     gaussian_log_prob,
     kl_diag_gaussians,
 )
-from human3d.errors import InvalidInputError
 
 
 @pytest.fixture(autouse=True)
