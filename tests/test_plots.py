@@ -9,7 +9,7 @@ import pytest
 
 from human3d.errors import InvalidInputError
 from human3d.plots import PALETTE, line_chart, nice_ticks
-from human3d.runs import plot_training_log
+from human3d.train import plot_training_log
 
 
 def test_nice_ticks_are_round_and_cover_the_range():

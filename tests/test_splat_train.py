@@ -30,13 +30,13 @@ LEGO = shared_data_dir() / "nerf_lego_400"
 @pytest.mark.slow
 def test_lego_100px_end_to_end(tmp_path):
     """lego downscaled to 100x100: ~500 CPU steps reach > 20 dB on held-out views (about 1 CPU-minute)."""
-    cfg = preset(
-        "fast", downscale=4, iterations=500, init_num_points=5000, densify_from=100, densify_until=350,
-        resolution_schedule=((0, 2), (150, 1)), opacity_reset_every=0, sh_degree_interval=150,
-        checkpoint_every=250,
-    )  # fmt: skip
+    cfg = preset("fast", **{
+        "data.downscale": 4, "run.max_steps": 500, "init.num_points": 5000, "densify.from_step": 100,
+        "densify.until_step": 350, "optim.resolution_schedule": ((0, 2), (150, 1)), "densify.opacity_reset_every": 0,
+        "sh_degree_interval": 150, "run.checkpoint_every": 250,
+    })  # fmt: skip
     t0 = time.perf_counter()
-    tr = SplatTrainer(cfg, LEGO, tmp_path / "run")
+    tr = SplatTrainer(tmp_path / "run", LEGO, config=cfg)
     n0 = len(tr.gaussians)
     events = []
     tr.train(callback=lambda t, info: events.append(info["densify"]) if "densify" in info else None, progress=False)
@@ -90,15 +90,16 @@ def _write_blender_scene(root: Path, n=6, size=24):
 
 
 def _tiny_config(**kw):
-    base = dict(iterations=12, init_num_points=300, densify_from=2, densify_every=3, densify_until=9,
-                opacity_reset_every=6, sh_degree=1, sh_degree_interval=4, resolution_schedule=((0, 2), (4, 1)),
-                checkpoint_every=5, log_every=2, grad_threshold=1e-6)  # fmt: skip
+    base = {"run.max_steps": 12, "init.num_points": 300, "densify.from_step": 2, "densify.every": 3,
+            "densify.until_step": 9, "densify.opacity_reset_every": 6, "sh_degree": 1, "sh_degree_interval": 4,
+            "optim.resolution_schedule": ((0, 2), (4, 1)), "run.checkpoint_every": 5, "run.log_every": 2,
+            "densify.grad_threshold": 1e-6}  # fmt: skip
     return SplatConfig().replace(**{**base, **kw})
 
 
 def test_resume_continues_exactly(tmp_path):
     data = _write_blender_scene(tmp_path / "scene")
-    full = SplatTrainer(_tiny_config(), data, tmp_path / "a")
+    full = SplatTrainer(tmp_path / "a", data, config=_tiny_config())
     full.train(progress=False)
 
     class Stop(Exception):
@@ -108,10 +109,10 @@ def test_resume_continues_exactly(tmp_path):
         if t.step == 7:
             raise Stop
 
-    part = SplatTrainer(_tiny_config(), data, tmp_path / "b")
+    part = SplatTrainer(tmp_path / "b", data, config=_tiny_config())
     with pytest.raises(Stop):
         part.train(callback=stop_at_7, progress=False)
-    resumed = SplatTrainer(None, None, tmp_path / "b")  # config + data path come from the run folder
+    resumed = SplatTrainer(tmp_path / "b")  # config + data path come from the run folder
     assert resumed.step == 5  # the last checkpoint
     resumed.train(progress=False)
     assert resumed.step == full.step == 12
@@ -140,7 +141,7 @@ def test_colmap_points3d_initialisation(tmp_path):
     model = colmap.ColmapModel(cams, images, np.arange(1, len(pts) + 1), pts, cols, np.zeros(len(pts)),
                                [np.zeros((0, 2), np.int64) for _ in pts])  # fmt: skip
     colmap.write_model(model, root / "sparse" / "0", binary=False)
-    tr = SplatTrainer(_tiny_config(iterations=30, opacity_reset_every=0), root, tmp_path / "run")
+    tr = SplatTrainer(tmp_path / "run", root, config=_tiny_config(**{"run.max_steps": 30, "densify.opacity_reset_every": 0}))
     torch.testing.assert_close(tr.gaussians.means.detach(), torch.from_numpy(pts).float())
     torch.testing.assert_close(sh_to_rgb(tr.gaussians.sh_dc[:, 0]).detach(), torch.from_numpy(cols).float() / 255,
                                atol=1e-5, rtol=0)  # fmt: skip
@@ -148,7 +149,7 @@ def test_colmap_points3d_initialisation(tmp_path):
     tr.train(progress=False)
     assert tr.train_step()["loss"] < first
     with pytest.raises(DatasetError, match="no sparse points"):
-        SplatTrainer(_tiny_config(init="points"), _write_blender_scene(tmp_path / "b"), tmp_path / "run2")
+        SplatTrainer(tmp_path / "run2", _write_blender_scene(tmp_path / "b"), config=_tiny_config(**{"init.mode": "points"}))
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -156,9 +157,11 @@ def test_cli_train_eval_render_export(tmp_path):
     data = _write_blender_scene(tmp_path / "scene")
     run = tmp_path / "run"
     cli = CliRunner()
-    sets = ["--set", "init_num_points=300", "--set", "densify_from=2", "--set", "densify_every=3",
-            "--set", "densify_until=6", "--set", "resolution_schedule=[]", "--set", "checkpoint_every=4"]  # fmt: skip
-    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--iterations", "8", "--no-progress", *sets])
+    sets = ["--set", "init.num_points=300", "--set", "densify.from_step=2", "--set", "densify.every=3",
+            "--set", "densify.until_step=6", "--set", "optim.resolution_schedule=[]",
+            "--set", "run.checkpoint_every=4"]  # fmt: skip
+    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--steps", "8", "--no-progress", "--eval-views", "6",
+                         *sets])  # fmt: skip
     assert r.exit_code == 0, r.output
     assert (run / "checkpoint.safetensors").is_file() and (run / "point_cloud.ply").is_file()
     assert "PSNR" in r.output and (run / "eval" / "val" / "metrics.json").is_file()  # test -> val fallback
@@ -166,7 +169,7 @@ def test_cli_train_eval_render_export(tmp_path):
     assert r.exit_code == 0, r.output
     m = json.loads(r.stdout.strip().splitlines()[-1])
     assert m["n_views"] == 2 and m["step"] == 8 and math.isfinite(m["psnr"])
-    r = cli.invoke(app, ["render", str(run), "--split", "val", "--out-dir", str(tmp_path / "png")])
+    r = cli.invoke(app, ["render", str(run), "--split", "val", "--out", str(tmp_path / "png")])
     assert r.exit_code == 0, r.output
     pngs = sorted((tmp_path / "png").glob("*.png"))
     assert len(pngs) == 6 and cv2.imread(str(pngs[0])).shape == (24, 24, 3)
@@ -184,8 +187,16 @@ def test_cli_train_eval_render_export(tmp_path):
     for name in PARAM_NAMES:
         assert torch.equal(getattr(exported, name), getattr(trained, name)), name
     # resuming a finished run does nothing more
-    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--no-progress", "--no-eval"])
+    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--no-progress"])
     assert r.exit_code == 0 and "resuming" in r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["step"] == 8
+    # a larger step count extends the run (the old splat CLI ignored it on resume)
+    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--no-progress", "--steps", "10"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout.strip().splitlines()[-1])["step"] == 10 and SplatTrainer.from_run(run).step == 10
+    # a changed model setting on an existing run is refused, naming the field
+    r = cli.invoke(app, ["train", str(data), "--out", str(run), "--no-progress", "--set", "sh_degree=2"])
+    assert r.exit_code == 2 and "sh_degree" in r.output and "new --out" in r.output
 
 
 def test_cli_and_trainer_bad_inputs(tmp_path):
@@ -215,11 +226,11 @@ def test_cli_and_trainer_bad_inputs(tmp_path):
     for cmd in (["eval", str(tmp_path)], ["render", str(tmp_path)], ["export", str(tmp_path), "--ply", "x.ply"]):
         r = cli.invoke(app, cmd)
         assert r.exit_code == 2 and "not a splat run folder" in r.output, cmd
-    with pytest.raises(InvalidInputError, match="iterations"):
-        SplatConfig(iterations=0).validate()
+    with pytest.raises(InvalidInputError, match="run.max_steps"):
+        preset("fast", **{"run.max_steps": 0})
     # a corrupt checkpoint is reported as such
     good = _write_blender_scene(tmp_path / "scene2")
-    tr = SplatTrainer(_tiny_config(iterations=2), good, tmp_path / "r1")
+    tr = SplatTrainer(tmp_path / "r1", good, config=_tiny_config(**{"run.max_steps": 2}))
     tr.train(progress=False)
     (tmp_path / "r1" / "checkpoint.safetensors").write_bytes(b"garbage")
     with pytest.raises(ModelFileError, match="corrupt"):

@@ -35,14 +35,10 @@ def _load_model(model: ModelName, model_path: Optional[Path], gender: Gender, nu
 
 
 def _run(fn):
-    """Turn human3d's own errors into a one-line message and exit code 2 (no traceback)."""
-    from human3d.errors import Human3DError
+    """Run ``fn`` through the one CLI runner (:mod:`human3d.cli.runner`: bad input -> one line, exit 2)."""
+    from human3d.cli.runner import command
 
-    try:
-        return fn()
-    except Human3DError as exc:
-        console.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(2) from None
+    return command(fn)()
 
 
 def render_body_png(path: Path, vertices, faces, width: int = 512, height: int = 512, image=None) -> Path:

@@ -8,6 +8,7 @@ from human3d.cli import body as body_cli
 from human3d.cli import fit as fit_cli
 from human3d.cli import nerf as nerf_cli
 from human3d.cli import splat as splat_cli
+from human3d.cli.runner import command, set_debug
 
 app = typer.Typer(
     name="human3d",
@@ -16,9 +17,20 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
 )
+
+
+@app.callback()
+def _main(debug: bool = typer.Option(False, "--debug", help="Show the traceback of internal errors (exit code 1) "
+                                     "instead of a one-line message.")) -> None:
+    """3D humans and neural rendering: body models, fitting, NeRF and Gaussian splatting.
+
+    Exit codes: 0 done; 1 internal error; 2 bad input (the message names the file or option); 130 interrupted
+    (trainers save their checkpoint first)."""
+    set_debug(debug)
+
 app.add_typer(body_cli.app, name="body")
 app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
-app.command("fit", help=fit_cli.fit.__doc__)(fit_cli.fit)
+app.command("fit", help=fit_cli.fit.__doc__)(command(fit_cli.fit))
 app.add_typer(nerf_cli.app, name="nerf")
 app.add_typer(splat_cli.app, name="splat")
 app.add_typer(__import__("human3d.cli.synth", fromlist=["app"]).app, name="synth")

@@ -117,7 +117,7 @@ def fit_images(
     cfg = config or SMPLifyConfig()
     items = load_keypoint_inputs(images, keypoints)
     if isinstance(model, str):
-        from human3d.runs import resolve_device
+        from generative.training import select_device as resolve_device
 
         body = load_body_model(model, model_path=model_path, gender=gender, device=resolve_device(device))
     else:

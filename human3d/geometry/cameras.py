@@ -37,6 +37,7 @@ __all__ = [
     "unproject_points",
     "pixel_centers",
     "generate_rays",
+    "rays_at_pixels",
     "opengl_to_opencv",
     "opencv_to_opengl",
     "look_at",
@@ -137,6 +138,24 @@ def pixel_centers(height: int, width: int, dtype=torch.float32, device=None) -> 
     return torch.stack([u, v], dim=-1)
 
 
+def rays_at_pixels(
+    uv: torch.Tensor, K: torch.Tensor, camera_to_world: torch.Tensor, normalize: bool = True
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """World rays through pixel coordinates ``uv`` [..., 2] (pixel centres are at ``+0.5``) of OpenCV cameras.
+
+    ``K`` [..., 3, 3] and ``camera_to_world`` [..., 4, 4] broadcast against ``uv``'s leading dimensions (one
+    camera per ray, or one per image). Returns origins and directions [..., 3]; ``normalize=False`` gives
+    directions whose camera-z component is 1 (so ``t`` along the ray equals camera depth).
+    """
+    fx, fy, cx, cy = K[..., 0, 0], K[..., 1, 1], K[..., 0, 2], K[..., 1, 2]
+    d_cam = torch.stack([(uv[..., 0] - cx) / fx, (uv[..., 1] - cy) / fy, torch.ones_like(uv[..., 0] - cx)], -1)
+    dirs = (camera_to_world[..., :3, :3] @ d_cam[..., None])[..., 0]  # [..., 3]
+    if normalize:
+        dirs = F.normalize(dirs, dim=-1)
+    origins = camera_to_world[..., :3, 3].expand_as(dirs)
+    return origins, dirs
+
+
 def generate_rays(
     K: torch.Tensor, camera_to_world: torch.Tensor, width: int, height: int, normalize: bool = True
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -150,17 +169,7 @@ def generate_rays(
         origins [B, H, W, 3] and directions [B, H, W, 3] in world coordinates.
     """
     uv = pixel_centers(height, width, K.dtype, K.device)  # [H, W, 2]
-    fx, fy = K[:, 0, 0, None, None], K[:, 1, 1, None, None]
-    cx, cy = K[:, 0, 2, None, None], K[:, 1, 2, None, None]
-    d_cam = torch.stack(
-        [(uv[..., 0] - cx) / fx, (uv[..., 1] - cy) / fy, torch.ones_like(uv[..., 0]).expand(K.shape[0], -1, -1)], -1
-    )  # [B, H, W, 3]
-    R = camera_to_world[:, None, None, :3, :3]  # [B, 1, 1, 3, 3]
-    dirs = (R @ d_cam[..., None])[..., 0]
-    if normalize:
-        dirs = F.normalize(dirs, dim=-1)
-    origins = camera_to_world[:, None, None, :3, 3].expand_as(dirs)
-    return origins, dirs
+    return rays_at_pixels(uv[None], K[:, None, None], camera_to_world[:, None, None], normalize)
 
 
 def opengl_to_opencv(camera_to_world: torch.Tensor) -> torch.Tensor:

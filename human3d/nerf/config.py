@@ -1,38 +1,27 @@
-"""NeRF training configuration (one dataclass, a docstring per field) and presets."""
+"""NeRF training configuration, composed of component configs (a docstring per field), and presets.
+
+``NerfConfig`` = ``data`` (how the scene is read) + ``field`` (instant-ngp hash grid) + ``estimator`` (occupancy
+grid) + ``pe`` (the classic positional-encoding NeRF) + ``optim`` + ``run`` (steps, budget, seed, device). Dotted
+names reach the components: ``preset("fast", **{"run.max_steps": 500})`` or ``--set field.hidden_dim=32``.
+"""
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass
+from dataclasses import field as _default
 
+from human3d.config import Config, from_preset
 from human3d.errors import InvalidInputError
+from human3d.train.core import RunConfig
+from human3d.train.scene import SceneDataConfig
 
-__all__ = ["NerfConfig", "PRESETS", "preset"]
+__all__ = ["NGPFieldConfig", "OccGridConfig", "PEFieldConfig", "NerfOptimConfig", "NerfConfig", "PRESETS", "preset"]
 
 
 @dataclass
-class NerfConfig:
-    # ----------------------------------------------------------------------------------- model
-    model: str = "ngp"
-    """``"ngp"``: hash-grid field + occupancy-grid ray marching; ``"nerf"``: positional-encoding MLPs with
-    stratified + hierarchical sampling (Mildenhall et al. 2020)."""
+class NGPFieldConfig(Config):
+    """The instant-ngp field: a multiresolution hash grid and two small MLPs."""
 
-    # ----------------------------------------------------------------------------------- data
-    downscale: float = 1.0
-    """Divide the image size by this factor when loading the dataset."""
-    background: tuple[float, float, float] = (1.0, 1.0, 1.0)
-    """Background colour RGBA images are composited on for evaluation (nerf_synthetic protocol: white)."""
-    random_background: bool = True
-    """Train on a random background per ray when the images have alpha (teaches empty space to be transparent)."""
-    near: float | None = None
-    """Near plane along rays; None uses the dataset's."""
-    far: float | None = None
-    """Far plane along rays; None uses the dataset's."""
-    aabb: tuple[float, ...] | None = None
-    """Scene box (xmin, ymin, zmin, xmax, ymax, zmax) for the hash grid and occupancy grid; None: the dataset's."""
-
-    # ----------------------------------------------------------------------------------- ngp field
     n_levels: int = 16
     """Hash-grid levels."""
     n_features_per_level: int = 2
@@ -51,21 +40,33 @@ class NerfConfig:
     geo_feat_dim: int = 15
     """Geometry features passed from the density MLP to the colour MLP."""
 
-    # ----------------------------------------------------------------------------------- occupancy grid
-    init_grid_from_masks: bool = True
-    """When the training images have alpha, start the occupancy grid from the masks' visual hull (space carving):
-    cells seen as background by some training view are never sampled."""
-    grid_resolution: int = 128
+    def validate(self) -> None:
+        for name in ("n_levels", "n_features_per_level", "log2_table_size", "base_resolution", "hidden_dim"):
+            if not int(getattr(self, name)) > 0:
+                raise InvalidInputError(f"field.{name}: expected a positive integer, got {getattr(self, name)}")
+        if self.max_resolution < self.base_resolution:
+            raise InvalidInputError(f"field.max_resolution: expected >= base_resolution ({self.base_resolution}), "
+                                    f"got {self.max_resolution}")  # fmt: skip
+
+
+@dataclass
+class OccGridConfig(Config):
+    """The occupancy-grid estimator (nerfacc's ``OccGridEstimator``): where rays are sampled, and its updates."""
+
+    resolution: int = 128
     """Occupancy-grid cells per axis."""
+    init_from_masks: bool = True
+    """When the training images have alpha, start the grid from the masks' visual hull (space carving): cells seen
+    as background by some training view are never sampled."""
     render_step_size: float | None = None
     """Ray-marching step (world units); None: box diagonal / 1024 (nerfacc's 5e-3 for a 3-unit box)."""
-    grid_update_every: int = 16
-    """Update the occupancy grid every this many steps."""
-    grid_warmup_steps: int = 256
-    """Steps during which every update re-evaluates ``grid_warmup_fraction`` of the cells."""
-    grid_warmup_fraction: float = 1.0
+    update_every: int = 16
+    """Update the grid every this many steps."""
+    warmup_steps: int = 256
+    """Steps during which every update re-evaluates ``warmup_fraction`` of the cells."""
+    warmup_fraction: float = 1.0
     """Fraction of all cells re-evaluated per update during warm-up."""
-    grid_update_fraction: float = 0.25
+    update_fraction: float = 0.25
     """Fraction of cells (random, plus as many occupied ones) re-evaluated per update after warm-up."""
     occ_thre: float = 0.01
     """A cell is occupied when its EMA of ``density * step`` exceeds min(occ_thre, mean)."""
@@ -76,25 +77,44 @@ class NerfConfig:
     early_stop_eps: float = 1e-4
     """Drop marched samples once the transmittance falls below this."""
 
-    # ----------------------------------------------------------------------------------- nerf (PE) model
-    pos_freqs: int = 10
-    """Positional-encoding frequencies of positions (``"nerf"`` model)."""
-    dir_freqs: int = 4
-    """Positional-encoding frequencies of view directions (``"nerf"`` model)."""
-    nerf_hidden: int = 256
-    """Trunk width of the ``"nerf"`` MLP."""
-    nerf_layers: int = 8
-    """Trunk depth of the ``"nerf"`` MLP."""
-    n_coarse: int = 64
-    """Stratified samples per ray (``"nerf"`` model)."""
-    n_fine: int = 128
-    """Hierarchical samples per ray (``"nerf"`` model; 0 disables the fine network)."""
+    def validate(self) -> None:
+        if not int(self.resolution) > 0 or not int(self.update_every) > 0:
+            raise InvalidInputError(f"estimator.resolution / update_every: expected positive integers, got "
+                                    f"{self.resolution} / {self.update_every}")  # fmt: skip
+        for name in ("warmup_fraction", "update_fraction"):
+            if not 0.0 < getattr(self, name) <= 1.0:
+                raise InvalidInputError(f"estimator.{name}: expected a fraction in (0, 1], got {getattr(self, name)}")
+        if self.render_step_size is not None and not self.render_step_size > 0:
+            raise InvalidInputError(f"estimator.render_step_size: expected > 0 or null, got {self.render_step_size}")
 
-    # ----------------------------------------------------------------------------------- optimisation
-    max_steps: int = 20000
-    """Training steps."""
-    time_budget_s: float | None = None
-    """Stop after this many seconds of training (the LR schedule then follows elapsed time, not steps)."""
+
+@dataclass
+class PEFieldConfig(Config):
+    """The classic positional-encoding NeRF (Mildenhall et al. 2020): coarse + fine MLPs and their samplers."""
+
+    pos_freqs: int = 10
+    """Positional-encoding frequencies of positions."""
+    dir_freqs: int = 4
+    """Positional-encoding frequencies of view directions."""
+    hidden_dim: int = 256
+    """Trunk width of the MLPs."""
+    n_layers: int = 8
+    """Trunk depth of the MLPs (a skip connection at half depth)."""
+    n_coarse: int = 64
+    """Stratified samples per ray."""
+    n_fine: int = 128
+    """Hierarchical samples per ray (0 disables the fine network)."""
+
+    def validate(self) -> None:
+        if not int(self.n_coarse) > 0 or int(self.n_fine) < 0 or not int(self.n_layers) > 0:
+            raise InvalidInputError(f"pe: expected n_coarse > 0, n_fine >= 0, n_layers > 0, got {self.n_coarse}, "
+                                    f"{self.n_fine}, {self.n_layers}")  # fmt: skip
+
+
+@dataclass
+class NerfOptimConfig(Config):
+    """Batches, Adam and the learning-rate schedule."""
+
     num_rays: int = 1024
     """Rays in the first batch (``"ngp"`` then adapts it to ``target_samples``; ``"nerf"`` keeps it)."""
     target_samples: int = 1 << 18
@@ -115,89 +135,87 @@ class NerfConfig:
     """Adam betas."""
     weight_decay: float = 1e-6
     """Weight decay of the MLPs (not the grids)."""
-    seed: int = 0
-    """Seed of every random draw (batches, jitter, initialisation)."""
-    device: str = "auto"
-    """``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``."""
-    threads: int | None = None
-    """torch CPU intra-op threads, set process-wide by the trainer (None: leave torch's setting). The ``fast``
-    preset uses 1: its ops are small, and on a shared 2-core machine two threads were several times slower."""
 
-    # ----------------------------------------------------------------------------------- logging / output
-    checkpoint_every: int = 500
-    """Write the checkpoint every this many steps (and at the end)."""
-    log_every: int = 50
-    """Append loss/PSNR to ``log.jsonl`` every this many steps."""
-    eval_chunk: int = 1 << 14
+    def validate(self) -> None:
+        for name in ("num_rays", "target_samples", "max_rays"):
+            if not int(getattr(self, name)) > 0:
+                raise InvalidInputError(f"optim.{name}: expected a positive integer, got {getattr(self, name)}")
+        if not self.lr > 0:
+            raise InvalidInputError(f"optim.lr: expected > 0, got {self.lr}")
+        if not 0.0 <= self.lr_decay_start < 1.0:
+            raise InvalidInputError(f"optim.lr_decay_start: expected a fraction in [0, 1), got {self.lr_decay_start}")
+
+
+@dataclass
+class NerfConfig(Config):
+    """A NeRF run: the model kind, its components and the run settings."""
+
+    model: str = "ngp"
+    """``"ngp"``: hash-grid field + occupancy-grid ray marching; ``"nerf"``: positional-encoding MLPs with
+    stratified + hierarchical sampling (Mildenhall et al. 2020)."""
+    data: SceneDataConfig = _default(default_factory=SceneDataConfig)
+    """How the dataset is read."""
+    near: float | None = None
+    """Near plane along rays; None uses the dataset's."""
+    far: float | None = None
+    """Far plane along rays; None uses the dataset's."""
+    aabb: tuple[float, ...] | None = None
+    """Scene box (xmin, ymin, zmin, xmax, ymax, zmax) for the hash grid and occupancy grid; None: the dataset's."""
+    field: NGPFieldConfig = _default(default_factory=NGPFieldConfig)
+    """The ``"ngp"`` field."""
+    estimator: OccGridConfig = _default(default_factory=OccGridConfig)
+    """The ``"ngp"`` occupancy grid."""
+    pe: PEFieldConfig = _default(default_factory=PEFieldConfig)
+    """The ``"nerf"`` model."""
+    optim: NerfOptimConfig = _default(default_factory=NerfOptimConfig)
+    """Optimisation."""
+    render_chunk: int = 1 << 14
     """Rays per forward pass when rendering full images."""
-    eval_max_views: int | None = None
-    """Evaluate at most this many test views (evenly spaced); None: all."""
+    run: RunConfig = _default(default_factory=lambda: RunConfig(max_steps=20000, checkpoint_every=500))
+    """Steps, time budget, seed, device, threads, logging."""
 
-    # -------------------------------------------------------------------------------------------
-    def validate(self) -> "NerfConfig":
+    def validate(self) -> None:
         if self.model not in ("ngp", "nerf"):
             raise InvalidInputError(f"model: expected 'ngp' or 'nerf', got '{self.model}'")
-        for name in ("max_steps", "num_rays", "target_samples", "grid_resolution", "n_coarse", "checkpoint_every"):
-            if int(getattr(self, name)) <= 0:
-                raise InvalidInputError(f"{name}: expected a positive integer, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise InvalidInputError(f"lr: expected > 0, got {self.lr}")
-        if self.downscale < 1:
-            raise InvalidInputError(f"downscale: expected >= 1, got {self.downscale}")
-        return self
-
-    def replace(self, **kwargs) -> "NerfConfig":
-        unknown = set(kwargs) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise InvalidInputError(f"unknown NerfConfig field(s): {sorted(unknown)}")
-        return dataclasses.replace(self, **kwargs).validate()
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NerfConfig":
-        names = {f.name for f in dataclasses.fields(cls)}
-        kw = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
-        return cls(**kw).validate()
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        if self.aabb is not None and len(self.aabb) != 6:
+            raise InvalidInputError(f"aabb: expected 6 numbers (xmin, ymin, zmin, xmax, ymax, zmax), got {self.aabb}")
+        if not int(self.render_chunk) > 0:
+            raise InvalidInputError(f"render_chunk: expected a positive integer, got {self.render_chunk}")
 
 
 PRESETS: dict[str, dict] = {
     # CPU: a smaller hash grid (max resolution 512 suits ~400 px images), more levels stored densely, a coarser ray
-    # step and occupancy update, fewer samples per step
-    "fast": dict(
-        model="ngp",
-        n_levels=12,
-        n_features_per_level=2,
-        log2_table_size=17,
-        dense_max_entries=1 << 21,
-        max_resolution=512,
-        grid_resolution=128,
-        render_step_size=3 * 3**0.5 / 768,
-        grid_update_fraction=0.125,
-        grid_warmup_fraction=0.125,
-        target_samples=1 << 15,
-        num_rays=1024,
-        max_rays=1 << 13,
-        max_steps=3000,
-        checkpoint_every=250,
-        lr_warmup_steps=20,
-        threads=1,
-    ),
+    # step and occupancy update, fewer samples per step; one thread (its ops are small: on a shared 2-core machine
+    # two threads were several times slower)
+    "fast": {
+        "model": "ngp",
+        "field.n_levels": 12,
+        "field.n_features_per_level": 2,
+        "field.log2_table_size": 17,
+        "field.dense_max_entries": 1 << 21,
+        "field.max_resolution": 512,
+        "estimator.resolution": 128,
+        "estimator.render_step_size": 3 * 3**0.5 / 768,
+        "estimator.update_fraction": 0.125,
+        "estimator.warmup_fraction": 0.125,
+        "optim.target_samples": 1 << 15,
+        "optim.num_rays": 1024,
+        "optim.max_rays": 1 << 13,
+        "optim.lr_warmup_steps": 20,
+        "run.max_steps": 3000,
+        "run.checkpoint_every": 250,
+        "run.threads": 1,
+    },
     # GPU: nerfacc's instant-ngp setting for nerf_synthetic
-    "quality": dict(model="ngp", max_steps=20000, target_samples=1 << 18, max_resolution=2048, log2_table_size=19),
+    "quality": {"model": "ngp", "run.max_steps": 20000, "optim.target_samples": 1 << 18,
+                "field.max_resolution": 2048, "field.log2_table_size": 19},  # fmt: skip
     # the classic positional-encoding NeRF (baseline)
-    "nerf": dict(model="nerf", lr=5e-4, lr_final_factor=0.1, num_rays=1024, adam_eps=1e-8, adam_betas=(0.9, 0.999),
-                 weight_decay=0.0, lr_warmup_steps=0, max_steps=200000, checkpoint_every=1000),
+    "nerf": {"model": "nerf", "optim.lr": 5e-4, "optim.lr_final_factor": 0.1, "optim.num_rays": 1024,
+             "optim.adam_eps": 1e-8, "optim.adam_betas": (0.9, 0.999), "optim.weight_decay": 0.0,
+             "optim.lr_warmup_steps": 0, "run.max_steps": 200000, "run.checkpoint_every": 1000},  # fmt: skip
 }
 
 
-def preset(name: str, **overrides) -> NerfConfig:
-    """A :class:`NerfConfig` from a preset name (``fast``, ``quality``, ``nerf``) plus field overrides."""
-    if name not in PRESETS:
-        raise InvalidInputError(f"preset: expected one of {sorted(PRESETS)}, got '{name}'")
-    return NerfConfig().replace(**{**PRESETS[name], **overrides})
-
+def preset(name: str = "fast", **overrides) -> NerfConfig:
+    """A :class:`NerfConfig` from a preset name (``fast``, ``quality``, ``nerf``) plus (dotted) field overrides."""
+    return from_preset(NerfConfig, PRESETS, name, overrides)

@@ -5,12 +5,15 @@
   (inverse-CDF) sampling.
 
 Both expose ``render_rays(origins, dirs, background, randomize, generator) -> RayOutput``, ``density(x)``,
-``update_estimator(step, generator)`` (called by the trainer after every step) and ``param_groups()``.
+``masked_density(x)``, ``radiance(x, d)``, ``aabb``, ``init_from_masks(K, w2c, alphas)``,
+``update_estimator(step, generator)`` (called by the trainer after every step), ``param_groups()`` and
+``adaptive_rays`` (whether the trainer adapts the ray count to a sample budget).
 Rays are world-space with unit directions.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import NamedTuple
 
 import torch
@@ -18,8 +21,8 @@ import torch.nn as nn
 
 from human3d.fields import NeRFField, NGPField
 from human3d.geometry.cameras import generate_rays
-from human3d.nerf.config import NerfConfig
-from human3d.nerf.occupancy import OccupancyGrid
+from human3d.nerf.config import NerfConfig, NGPFieldConfig, PEFieldConfig
+from human3d.nerf.occupancy import OccGridEstimator
 from human3d.nerf.rendering import volume_render
 from human3d.nerf.samplers import hierarchical_samples, stratified_samples
 
@@ -35,45 +38,52 @@ class RayOutput(NamedTuple):
 
 
 class NGPModel(nn.Module):
-    """instant-ngp: hash-grid field + occupancy grid (see :mod:`human3d.nerf.occupancy`)."""
+    """instant-ngp: hash-grid field + the occupancy-grid estimator it owns (see :mod:`human3d.nerf.occupancy`).
 
-    def __init__(self, config: NerfConfig, aabb: torch.Tensor, near: float, far: float):
+    Args:
+        aabb: scene box [2, 3] (world units). near, far: ray bounds. field: the hash-grid field's settings.
+        estimator: the occupancy-grid estimator. weight_decay: of the MLPs (not the grids).
+    """
+
+    adaptive_rays = True  # the trainer adapts the ray count to a sample budget
+
+    def __init__(self, aabb, near: float, far: float, field: NGPFieldConfig, estimator: OccGridEstimator,
+                 weight_decay: float = 0.0):  # fmt: skip
         super().__init__()
-        self.config = config
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3)
-        self.field = NGPField(
-            aabb,
-            n_levels=config.n_levels,
-            n_features_per_level=config.n_features_per_level,
-            log2_table_size=config.log2_table_size,
-            base_resolution=config.base_resolution,
-            max_resolution=config.max_resolution,
-            hidden_dim=config.hidden_dim,
-            geo_feat_dim=config.geo_feat_dim,
-            dense_max_entries=config.dense_max_entries,
-        )
-        self.grid = OccupancyGrid(aabb, config.grid_resolution)
+        self.field = NGPField(aabb, **dataclasses.asdict(field))
+        self.estimator = estimator
         self.near, self.far = float(near), float(far)
-        diag = float((aabb[1] - aabb[0]).norm())
-        self.step_size = float(config.render_step_size or diag / 1024.0)
+        self.weight_decay = float(weight_decay)
+
+    @property
+    def aabb(self) -> torch.Tensor:  # [2, 3]
+        return self.estimator.aabb
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         return self.field.density(x)
+
+    def masked_density(self, x: torch.Tensor) -> torch.Tensor:
+        """Density, zero where the occupancy grid says empty (e.g. carved away by the masks)."""
+        return self.field.density(x) * self.estimator.occupied(x)
+
+    def radiance(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        """Colour [N, 3] at points x [N, 3] seen along unit directions d [N, 3]."""
+        return self.field(x, d)[1]
+
+    def init_from_masks(self, K: torch.Tensor, world_to_camera: torch.Tensor, alphas: torch.Tensor) -> float:
+        """Start the grid from the masks' visual hull; returns the fraction of cells kept."""
+        return self.estimator.grid.carve_from_masks(K, world_to_camera, alphas)
 
     def param_groups(self) -> list[dict]:
         grids = list(self.field.encoding.parameters())
         ids = {id(p) for p in grids}
         mlps = [p for p in self.parameters() if id(p) not in ids]
-        return [{"params": grids, "weight_decay": 0.0}, {"params": mlps, "weight_decay": self.config.weight_decay}]
+        return [{"params": grids, "weight_decay": 0.0}, {"params": mlps, "weight_decay": self.weight_decay}]
 
     @torch.no_grad()
     def update_estimator(self, step: int, generator: torch.Generator | None = None) -> None:
-        c = self.config
-        if step % c.grid_update_every != 0:
-            return
-        frac = c.grid_warmup_fraction if step < c.grid_warmup_steps else c.grid_update_fraction
-        n = None if frac >= 1 else max(1, int(frac * self.grid.resolution**3))
-        self.grid.update(self.field.density, self.step_size, n, c.occ_thre, c.ema_decay, generator)
+        self.estimator.update(step, self.field.density, generator)
 
     def render_rays(
         self,
@@ -83,15 +93,7 @@ class NGPModel(nn.Module):
         randomize: bool = False,
         generator: torch.Generator | None = None,
     ) -> RayOutput:
-        c = self.config
-
-        def sigma_fn(samples, positions):
-            return self.field.density(positions)
-
-        samples = self.grid.march(
-            origins, dirs, self.near, self.far, self.step_size, randomize, generator,
-            sigma_fn=sigma_fn, early_stop_eps=c.early_stop_eps, alpha_thre=c.alpha_thre if randomize else 0.0,
-        )  # fmt: skip
+        samples = self.estimator.sample(origins, dirs, self.near, self.far, self.field.density, randomize, generator)
         R = origins.shape[0]
         if len(samples) == 0:
             z = origins.new_zeros(R)
@@ -104,23 +106,44 @@ class NGPModel(nn.Module):
 
 
 class PENeRFModel(nn.Module):
-    """Positional-encoding NeRF with coarse + fine networks (the classic baseline)."""
+    """Positional-encoding NeRF with coarse + fine networks (the classic baseline).
 
-    def __init__(self, config: NerfConfig, aabb: torch.Tensor, near: float, far: float):
+    Args:
+        aabb: scene box [2, 3] (positions are normalised to it). near, far: ray bounds. pe: the MLPs' and
+            samplers' settings. weight_decay: of all weights.
+    """
+
+    adaptive_rays = False
+
+    def __init__(self, aabb, near: float, far: float, pe: PEFieldConfig, weight_decay: float = 0.0):
         super().__init__()
-        self.config = config
         aabb = torch.as_tensor(aabb, dtype=torch.float32).reshape(2, 3)
-        kw = dict(pos_freqs=config.pos_freqs, dir_freqs=config.dir_freqs, hidden_dim=config.nerf_hidden,
-                  n_layers=config.nerf_layers, skip=config.nerf_layers // 2)  # fmt: skip
+        self.register_buffer("_aabb", aabb.clone())
+        kw = dict(pos_freqs=pe.pos_freqs, dir_freqs=pe.dir_freqs, hidden_dim=pe.hidden_dim, n_layers=pe.n_layers,
+                  skip=pe.n_layers // 2)  # fmt: skip
         self.coarse = NeRFField(aabb, **kw)
-        self.fine = NeRFField(aabb, **kw) if config.n_fine > 0 else None
+        self.fine = NeRFField(aabb, **kw) if pe.n_fine > 0 else None
+        self.n_coarse, self.n_fine = int(pe.n_coarse), int(pe.n_fine)
         self.near, self.far = float(near), float(far)
+        self.weight_decay = float(weight_decay)
+
+    @property
+    def aabb(self) -> torch.Tensor:  # [2, 3]
+        return self._aabb
 
     def density(self, x: torch.Tensor) -> torch.Tensor:
         return (self.fine or self.coarse).density(x)
 
+    masked_density = density
+
+    def radiance(self, x: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
+        return (self.fine or self.coarse)(x, d)[1]
+
+    def init_from_masks(self, K, world_to_camera, alphas) -> float | None:
+        return None  # no estimator to carve
+
     def param_groups(self) -> list[dict]:
-        return [{"params": list(self.parameters()), "weight_decay": self.config.weight_decay}]
+        return [{"params": list(self.parameters()), "weight_decay": self.weight_decay}]
 
     def update_estimator(self, step: int, generator=None) -> None:
         return None
@@ -129,23 +152,29 @@ class PENeRFModel(nn.Module):
         R = origins.shape[0]
         near = origins.new_full((R,), self.near)
         far = origins.new_full((R,), self.far)
-        coarse, edges = stratified_samples(near, far, self.config.n_coarse, randomize, generator)
+        coarse, edges = stratified_samples(near, far, self.n_coarse, randomize, generator)
         d = dirs[coarse.ray_indices]
         sigma, rgb = self.coarse(coarse.positions(origins, dirs), d)
         out_c = volume_render(sigma, rgb, coarse.t_starts, coarse.t_ends, coarse.ray_indices, R, background)
         if self.fine is None:
             return RayOutput(out_c.rgb, out_c.depth, out_c.opacity, len(coarse))
         w = out_c.weights.view(R, -1)
-        fine, _ = hierarchical_samples(edges, w, self.config.n_fine, randomize, generator)
+        fine, _ = hierarchical_samples(edges, w, self.n_fine, randomize, generator)
         sigma, rgb = self.fine(fine.positions(origins, dirs), dirs[fine.ray_indices])
         out_f = volume_render(sigma, rgb, fine.t_starts, fine.t_ends, fine.ray_indices, R, background)
         return RayOutput(out_f.rgb, out_f.depth, out_f.opacity, len(coarse) + len(fine), out_c.rgb)
 
 
 def build_model(config: NerfConfig, aabb: torch.Tensor, near: float, far: float) -> nn.Module:
+    """The model ``config.model`` names, over the scene box ``aabb`` [2, 3] and ray bounds [near, far]."""
+    wd = config.optim.weight_decay
     if config.model == "ngp":
-        return NGPModel(config, aabb, near, far)
-    return PENeRFModel(config, aabb, near, far)
+        e = config.estimator
+        estimator = OccGridEstimator(aabb, e.resolution, e.render_step_size, e.update_every, e.warmup_steps,
+                                     e.warmup_fraction, e.update_fraction, e.occ_thre, e.ema_decay, e.alpha_thre,
+                                     e.early_stop_eps)  # fmt: skip
+        return NGPModel(aabb, near, far, config.field, estimator, wd)
+    return PENeRFModel(aabb, near, far, config.pe, wd)
 
 
 @torch.no_grad()

@@ -17,7 +17,7 @@ import torch.nn as nn
 from human3d.nerf.rendering import exclusive_segment_cumsum, segment_starts
 from human3d.nerf.samplers import RaySamples, ray_aabb_intersect
 
-__all__ = ["OccupancyGrid"]
+__all__ = ["OccupancyGrid", "OccGridEstimator"]
 
 
 class OccupancyGrid(nn.Module):
@@ -260,3 +260,57 @@ class OccupancyGrid(nn.Module):
             tau.index_add_(0, sub.ray_indices, sd)
             alive &= torch.exp(-tau) > early_stop_eps
         return keep
+
+
+class OccGridEstimator(nn.Module):
+    """An :class:`OccupancyGrid` with its sampling and update schedule (nerfacc's ``OccGridEstimator``).
+
+    Args:
+        aabb: scene box [2, 3]. resolution: cells per axis. step_size: ray-marching step (world units; None: box
+            diagonal / 1024). update_every: steps between grid updates. warmup_steps / warmup_fraction: during the
+            first ``warmup_steps`` updates re-evaluate this fraction of the cells; update_fraction: afterwards.
+        occ_thre, ema_decay: see :meth:`OccupancyGrid.update`. alpha_thre, early_stop_eps: sample culling while
+            training (see :meth:`OccupancyGrid.march`).
+    """
+
+    def __init__(self, aabb, resolution: int = 128, step_size: float | None = None, update_every: int = 16,
+                 warmup_steps: int = 256, warmup_fraction: float = 1.0, update_fraction: float = 0.25,
+                 occ_thre: float = 0.01, ema_decay: float = 0.95, alpha_thre: float = 0.0,
+                 early_stop_eps: float = 1e-4):  # fmt: skip
+        super().__init__()
+        self.grid = OccupancyGrid(aabb, resolution)
+        diag = float((self.grid.aabb[1] - self.grid.aabb[0]).norm())
+        self.step_size = float(step_size or diag / 1024.0)
+        self.update_every, self.warmup_steps = int(update_every), int(warmup_steps)
+        self.warmup_fraction, self.update_fraction = float(warmup_fraction), float(update_fraction)
+        self.occ_thre, self.ema_decay = float(occ_thre), float(ema_decay)
+        self.alpha_thre, self.early_stop_eps = float(alpha_thre), float(early_stop_eps)
+
+    @property
+    def aabb(self) -> torch.Tensor:  # [2, 3]
+        return self.grid.aabb
+
+    def occupied(self, x: torch.Tensor) -> torch.Tensor:
+        return self.grid.occupied(x)
+
+    @torch.no_grad()
+    def update(self, step: int, density_fn: Callable[[torch.Tensor], torch.Tensor],
+               generator: torch.Generator | None = None) -> None:  # fmt: skip
+        """Called after every training step ``step`` (1-based); updates the grid every ``update_every`` steps."""
+        if step % self.update_every != 0:
+            return
+        frac = self.warmup_fraction if step < self.warmup_steps else self.update_fraction
+        n = None if frac >= 1 else max(1, int(frac * self.grid.resolution**3))
+        self.grid.update(density_fn, self.step_size, n, self.occ_thre, self.ema_decay, generator)
+
+    @torch.no_grad()
+    def sample(self, origins: torch.Tensor, dirs: torch.Tensor, near: float, far: float,
+               sigma_fn: Callable[[torch.Tensor], torch.Tensor], randomize: bool = False,
+               generator: torch.Generator | None = None) -> RaySamples:  # fmt: skip
+        """Packed samples of rays origins/dirs [R, 3] in occupied cells, culled by transmittance (and by alpha while
+        training, ``randomize=True``); ``sigma_fn`` maps world points [S, 3] to densities [S]."""
+        return self.grid.march(
+            origins, dirs, near, far, self.step_size, randomize, generator,
+            sigma_fn=lambda samples, positions: sigma_fn(positions), early_stop_eps=self.early_stop_eps,
+            alpha_thre=self.alpha_thre if randomize else 0.0,
+        )  # fmt: skip
