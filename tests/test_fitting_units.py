@@ -20,10 +20,17 @@ from human3d.fitting.camera_init import (
     similar_triangles_translation,
 )
 from human3d.fitting.config import PRIOR_WEIGHTS, SMPLifyConfig
-from human3d.fitting.keypoint_fn import AnnyKeypoints, keypoint_function
-from human3d.fitting.losses import geman_mcclure, hinge_limit_energy, keypoint_scale, reprojection_error_px
+from human3d.body.anny_keypoints import AnnyKeypoints
+from human3d.fitting.losses import (
+    geman_mcclure,
+    hinge_limit_energy,
+    keypoint_scale,
+    reprojection_energy,
+    reprojection_error_px,
+)
+from human3d.fitting.optim import anneal as _anneal
 from human3d.fitting.priors import hinge_angles, make_pose_term, pose_space
-from human3d.fitting.smplify import _anneal, _restart_poses
+from human3d.fitting.stages import perturbed_starts
 from human3d.geometry.cameras import make_intrinsics, project_points
 from human3d.geometry.rotations import axis_angle_to_matrix
 
@@ -95,7 +102,7 @@ def test_body_frame_and_facing_rotations():
 
 
 def test_fast_anny_keypoints_match_full_forward(anny_model):
-    f = keypoint_function(anny_model)
+    f = anny_model.keypoint_function()
     assert isinstance(f, AnnyKeypoints) and f.ok
     g = torch.Generator().manual_seed(3)
     B = 3
@@ -193,9 +200,67 @@ def test_prior_schedules_and_restart_poses(anny_model):
             SMPLifyConfig(**bad)
     space = pose_space(anny_model)
     g0 = space.mean[None].expand(2, -1, -1)
-    starts = _restart_poses(g0, space, 3)
+    starts = perturbed_starts(g0, space, 3)
     assert len(starts) == 3 and starts[0] is g0
     limb = torch.tensor([any(k in n for k in ("upperarm", "lowerarm", "upperleg", "lowerleg")) for n in space.group_names])
     for g in starts[1:]:
         assert torch.equal(g[:, ~limb], g0[:, ~limb])  # trunk, head, hands, feet untouched
         assert (g[:, limb] - g0[:, limb]).abs().amax() > 0.01
+
+
+def test_reprojection_energy_closed_form():
+    """Normalised Geman-McClure: a keypoint at residual r (in units of the person's size s) costs
+    (r^2 / sigma^2) / (1 + r^2 / sigma^2), at most 1; behind the camera it costs behind_penalty; weights and
+    confidences multiply."""
+    s, sigma = 200.0, 0.15
+    target = torch.tensor([[[100.0, 100.0, 1.0], [50.0, 60.0, 0.5], [10.0, 10.0, 1.0], [0.0, 0.0, 0.0]]])
+    pred = target[..., :2] + torch.tensor([[[6.0, 8.0], [0.0, 30.0], [1e6, 0.0], [5.0, 5.0]]])  # residual 10, 30 px
+    valid = torch.tensor([[True, True, False, True]])
+    scale = torch.tensor([s])
+    e = reprojection_energy(pred, valid, target, scale, sigma)
+    u = lambda r: (r / s) ** 2 / sigma**2  # noqa: E731
+    ref = u(10.0) / (1 + u(10.0)) + 0.5 * u(30.0) / (1 + u(30.0)) + 1.0
+    assert float(e) == pytest.approx(ref, rel=1e-6)
+    w = torch.tensor([2.0, 1.0, 0.5, 1.0])
+    e_w = reprojection_energy(pred, valid, target, scale, sigma, weights=w, behind_penalty=3.0)
+    assert float(e_w) == pytest.approx(2 * u(10.0) / (1 + u(10.0)) + 0.5 * u(30.0) / (1 + u(30.0)) + 1.5, rel=1e-6)
+
+
+def test_forward_validate_false_same_output_no_checks(smpl_model, anny_model):
+    """forward(validate=False) gives the checked forward's numbers and skips the checks (no raise on NaN)."""
+    for model in (smpl_model, anny_model):
+        g = torch.Generator().manual_seed(1)
+        p = {"global_orient": torch.randn(2, 3, generator=g) * 0.3,
+             "body_pose": torch.randn(2, model.parameter_shapes()["body_pose"][0], generator=g) * 0.1,
+             "transl": torch.randn(1, 3, generator=g)}  # fmt: skip
+        a, b = model(p), model(p, validate=False)
+        assert torch.equal(a.vertices, b.vertices) and torch.equal(a.keypoints["coco17"], b.keypoints["coco17"])
+        assert torch.equal(model.keypoint_function()(p)["body25"], a.keypoints["body25"]) or model is anny_model
+        bad = {**p, "transl": torch.full((2, 3), float("nan"))}
+        with pytest.raises(InvalidInputError, match="transl"):
+            model(bad)
+        assert torch.isnan(model(bad, validate=False).vertices).all()
+
+
+def test_fitting_uses_model_facts_not_family_names(anny_model):
+    """A model under another family name fits the same: fitting reads BodyModel's facts (prior_family,
+    pose_groups, hinge_joints, fit_shape_bounds, keypoint_function), never the family name."""
+    import copy
+
+    from human3d.fitting import smplify
+    from human3d.fitting.synthetic import make_synthetic_set
+
+    ds = make_synthetic_set(anny_model, 2, seed=3)
+    renamed = copy.copy(anny_model)
+    renamed.__dict__.pop("_h3d_pose_space", None)
+    renamed.family = "my_anny_variant"
+    cfg = SMPLifyConfig(camera_iters=5, body_iters=5)
+    a = smplify(anny_model, ds.keypoints2d, ds.K, prior="simple", config=cfg)
+    b = smplify(renamed, ds.keypoints2d, ds.K, prior="simple", config=cfg)
+    for k in a.params:
+        assert torch.equal(a.params[k], b.params[k]), k
+    assert pose_space(renamed).group_names == pose_space(anny_model).group_names
+    renamed.prior_family = None
+    renamed.__dict__.pop("_h3d_pose_space", None)
+    with pytest.raises(InvalidInputError, match="fitting supports"):
+        smplify(renamed, ds.keypoints2d, ds.K, prior="simple", config=cfg)

@@ -58,6 +58,7 @@ __all__ = [
     "SMPL_PRIOR_JOINTS",
     "POSE_PRIOR_MODELS",
     "POSE_PRIOR_KINDS",
+    "pose_prior_family",
     "PosePrior",
     "load_pose_prior",
     "pose_prior_path",
@@ -70,6 +71,7 @@ __all__ = [
 ]
 
 POSE_PRIOR_KINDS = ("gaussian", "vae", "flow", "diffusion", "gan")
+"""The learned pose-prior kinds (the one list: fitting's and the CLI's prior names build on it)."""
 POSE_PRIOR_MODELS = ("anny", "smpl")
 """Body-model families with shipped pose priors (SMPL-H and SMPL-X use the ``"smpl"`` ones)."""
 _MODEL_ALIASES = {"anny": "anny", "smpl": "smpl", "smplh": "smpl", "smplx": "smpl"}
@@ -258,7 +260,9 @@ class PosePrior(nn.Module):
         return f"kind={self.kind!r}, model={self.model_family!r}, dim={self.dim}, groups={len(self.groups)}"
 
 
-def _model_key(model: str) -> str:
+def pose_prior_family(model: str) -> str:
+    """The pose-prior family of a body-model family name: ``"anny"`` -> ``"anny"``; ``"smpl"``, ``"smplh"``,
+    ``"smplx"`` -> ``"smpl"`` (one of :data:`POSE_PRIOR_MODELS`)."""
     key = _MODEL_ALIASES.get(model) if isinstance(model, str) else None
     if key is None:
         raise InvalidInputError(
@@ -272,7 +276,7 @@ def pose_prior_path(kind: str, model: str = "anny", root=None) -> Path:
     ``"smplx"``, which share the ``smpl_pose_<kind>`` files)."""
     if kind not in POSE_PRIOR_KINDS:
         raise InvalidInputError(f"kind: expected one of {list(POSE_PRIOR_KINDS)}, got {kind!r}")
-    return Path(root or assets_dir()) / f"{_model_key(model)}_pose_{kind}.safetensors"
+    return Path(root or assets_dir()) / f"{pose_prior_family(model)}_pose_{kind}.safetensors"
 
 
 def load_pose_prior(
@@ -287,7 +291,7 @@ def load_pose_prior(
     ``body_pose``).
     """
     path = pose_prior_path(kind, model, root)
-    fam = _model_key(model)
+    fam = pose_prior_family(model)
     if not path.is_file():
         raise ModelFileError(
             f"pose prior '{path}' not found; build it with tools/build_assets/train_pose_priors.py"
@@ -318,10 +322,10 @@ def pose_provenance(
         "smpl": "axis-angle per joint, SMPL body_pose convention (relative to the parent, world-aligned axes of the "
         "T-pose rest); the first 21 body_pose joints; poses mapped from Anny-retargeted mocap "
         "(human3d.fitting.synthetic.smpl_pose_from_anny)",
-    }[_model_key(model)]
+    }[pose_prior_family(model)]
     out = {
         "pose": {
-            "model": _model_key(model),
+            "model": pose_prior_family(model),
             "representation": rep,
             "groups": [[n, list(ms)] for n, ms in groups],
             "body_pose_joints": list(body_pose_joints),

@@ -66,9 +66,15 @@ from human3d.body.skeletons import COCO17, gather_keypoints
 from human3d.errors import InvalidInputError, ModelFileError
 from human3d.geometry.rotations import axis_angle_to_matrix
 
-__all__ = ["AnnyBody", "ANNY_TO_CANONICAL", "PHENOTYPE_LABELS", "anny_delta_transforms", "clear_model_cache"]
+__all__ = ["AnnyBody", "ANNY_TO_CANONICAL", "PHENOTYPE_LABELS", "ANNY_FIT_RANGES", "anny_delta_transforms",
+           "clear_model_cache"]  # fmt: skip
 
 PHENOTYPE_LABELS = ["gender", "age", "muscle", "weight", "height", "proportions"]
+
+# Range fitting lets each phenotype take (a sigmoid maps logits into it, :meth:`AnnyBody.fit_shape_bounds`): the
+# full valid range except age, held to children and older (1/3 = child, 2/3 = young adult, 1 = old).
+ANNY_FIT_RANGES = {"gender": (0.0, 1.0), "age": (1.0 / 3.0, 1.0), "muscle": (0.0, 1.0), "weight": (0.0, 1.0),
+                   "height": (0.0, 1.0), "proportions": (0.0, 1.0)}  # fmt: skip
 
 # Rotation taking Anny's frame (Z up, facing -Y) to the canonical one (Y up, facing +Z): x' = x, y' = z, z' = -y.
 ANNY_TO_CANONICAL = ((1.0, 0.0, 0.0), (0.0, 0.0, 1.0), (0.0, -1.0, 0.0))
@@ -199,6 +205,11 @@ class AnnyBody(BodyModel):
 
     family = "anny"
     shape_param = "phenotypes"
+    prior_family = "anny"
+    hinge_joints = (("elbow.L", "upperarm01.L", "lowerarm01.L", "wrist.L", +1),
+                    ("elbow.R", "upperarm01.R", "lowerarm01.R", "wrist.R", +1),
+                    ("knee.L", "upperleg01.L", "lowerleg01.L", "foot.L", -1),
+                    ("knee.R", "upperleg01.R", "lowerleg01.R", "foot.R", -1))  # fmt: skip
 
     def __init__(
         self,
@@ -268,9 +279,32 @@ class AnnyBody(BodyModel):
     def default_value(self, name: str) -> float:
         return 0.5 if name == "phenotypes" else 0.0
 
-    def validate_params(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Base checks (names, shapes, NaN/inf) plus the phenotype range (see the module docstring)."""
-        full = super().validate_params(params)
+    # ---- facts for fitting ----------------------------------------------------------------------------------------
+    def pose_groups(self) -> list[tuple[str, list[str]]]:
+        """The bones mocap drives (:data:`generative.priors.pose.ANNY_PRIOR_GROUPS`: trunk, neck, head and per side
+        clavicle, shoulder, elbow, wrist, hip, knee, ankle), the groups of the shipped Anny pose priors."""
+        from generative.priors.pose import ANNY_PRIOR_GROUPS
+
+        return [(n, list(ms)) for n, ms in ANNY_PRIOR_GROUPS]
+
+    def fit_shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phenotype ranges of :data:`ANNY_FIT_RANGES` ``[6]`` each (order ``PHENOTYPE_LABELS``)."""
+        lo = torch.tensor([ANNY_FIT_RANGES[n][0] for n in PHENOTYPE_LABELS], dtype=self.dtype, device=self.faces.device)
+        hi = torch.tensor([ANNY_FIT_RANGES[n][1] for n in PHENOTYPE_LABELS], dtype=self.dtype, device=self.faces.device)
+        return lo, hi
+
+    def keypoint_function(self):
+        """Mesh-free keypoints (:class:`~human3d.body.anny_keypoints.AnnyKeypoints`, exact to round-off)."""
+        from human3d.body.anny_keypoints import anny_keypoint_function
+
+        return anny_keypoint_function(self)
+
+    def validate_params(self, params: dict[str, torch.Tensor], check: bool = True) -> dict[str, torch.Tensor]:
+        """Base checks (names, shapes, NaN/inf) plus the phenotype range (see the module docstring); ``check=False``
+        skips them (see :meth:`BodyModel.validate_params`)."""
+        full = super().validate_params(params, check)
+        if not check:
+            return full
         ph = full["phenotypes"]
         tol = 1e-6
         bad = (ph < self.phenotype_low - tol) | (ph > self.phenotype_high + tol)  # [B, 6]

@@ -22,6 +22,7 @@ Missing parameters default to zeros (Anny phenotypes default to 0.5, its neutral
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -42,11 +43,41 @@ class BodyOutput:
 
 
 class BodyModel(nn.Module):
-    """Base class: subclasses set ``family``, ``joint_names``, ``faces`` and implement ``_forward``."""
+    """Base class: subclasses set ``family``, ``joint_names``, ``faces`` and implement ``_forward``.
+
+    Besides the forward, a model states the facts fitting needs about it (so that fitting never asks which family
+    it is): :attr:`prior_family` (whose pose priors and pose statistics apply), :meth:`pose_groups` (the pose
+    variables fitting optimises), :attr:`hinge_joints` (elbows and knees), :meth:`fit_shape_bounds` (the range the
+    fitter keeps the shape in) and :meth:`keypoint_function` (keypoints without the mesh, where a model has a fast
+    path).
+    """
 
     family: str = "base"
     shape_param: str = "betas"  # name of the shape parameter ("betas" or "phenotypes")
     skeletons: tuple[str, ...] = ("coco17", "body25")
+    prior_family: str | None = None
+    """Key of the pose priors and pose statistics that fit this model (``"anny"`` or ``"smpl"``; SMPL-H and SMPL-X
+    share SMPL's 21 body joints); None: no fitting support."""
+    hinge_joints: tuple[tuple[str, str, str, str, int], ...] = ()
+    """Elbows and knees for the joint-angle limits: ``(name, upper joint, hinge joint, lower joint, sign)`` with
+    sign +1 for an elbow (the forearm swings forward) and -1 for a knee (the shin swings backward)."""
+
+    # ---- facts for fitting (override per family) -------------------------------------------------------------------
+    def pose_groups(self) -> list[tuple[str, list[str]]]:
+        """The pose variables fitting optimises: ``(group name, body_pose joints it drives)`` (one axis-angle per
+        group, split equally over its joints). Default: one group per ``body_pose`` joint."""
+        jp = self.parameter_shapes()["body_pose"][0] // 3
+        return [(n, [n]) for n in self.joint_names[1 : 1 + jp]]
+
+    def fit_shape_bounds(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """``(lo, hi)`` ``[S]`` the fitter keeps the shape parameter inside (through a sigmoid), or None
+        (unbounded, e.g. betas)."""
+        return None
+
+    def keypoint_function(self) -> Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]:
+        """``params -> {skeleton: [B, K, 3]}`` equal to ``self(params).keypoints``, without input validation (the
+        caller's parameters are known good: an optimiser's inner loop). Models with a mesh-free path override it."""
+        return lambda params: self(params, validate=False).keypoints
 
     # ---- to implement (plus a registered buffer ``faces`` [F, 3] int64) -------------------------------------------
     @property
@@ -93,8 +124,13 @@ class BodyModel(nn.Module):
                 return b.dtype
         return torch.float32
 
-    def validate_params(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Check names, shapes and finiteness; fill defaults; return a new dict with flat [B, D] tensors."""
+    def validate_params(self, params: dict[str, torch.Tensor], check: bool = True) -> dict[str, torch.Tensor]:
+        """Check names, shapes and finiteness; fill defaults; return a new dict with flat [B, D] tensors.
+
+        ``check=False`` only fills defaults and reshapes (no checks, no host synchronisation): for inner loops whose
+        parameters are known to be good."""
+        if not check:
+            return self._fill_params(params)
         shapes = self.parameter_shapes()
         unknown = sorted(set(params) - set(shapes))
         if unknown:
@@ -115,13 +151,9 @@ class BodyModel(nn.Module):
             elif b != batch and b != 1 and batch != 1:
                 raise InvalidInputError(f"{name}: batch size {b} differs from the other parameters' ({batch})")
             batch = max(batch, b)
-        batch = batch or 1
-        out = {}
         for name, shape in shapes.items():
             value = params.get(name)
-            if value is None:
-                value = torch.full((batch, *shape), self.default_value(name), dtype=self.dtype, device=self.faces.device)
-            else:
+            if value is not None:
                 flat = value.reshape(value.shape[0], -1)
                 want = int(torch.tensor(shape).prod()) if shape else 1
                 if flat.shape[1] != want:
@@ -130,17 +162,37 @@ class BodyModel(nn.Module):
                         f"got tensor of shape {tuple(value.shape)}"
                     )
                 check_tensor(flat, name, (None, want), dtype_floating=True)
-                value = flat.reshape(value.shape[0], *shape).to(self.dtype)
+        return self._fill_params(params)
+
+    def _fill_params(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The unchecked path of :meth:`validate_params`: defaults filled, ``[B, *shape]`` tensors of the model
+        dtype, batch-1 entries expanded."""
+        shapes = self.parameter_shapes()
+        given = {k: v for k, v in params.items() if v is not None}
+        batch = max((v.shape[0] for v in given.values()), default=1)
+        out = {}
+        for name, shape in shapes.items():
+            value = given.get(name)
+            if value is None:
+                value = torch.full((batch, *shape), self.default_value(name), dtype=self.dtype, device=self.faces.device)
+            else:
+                value = value.reshape(value.shape[0], *shape).to(self.dtype)
                 if value.shape[0] != batch:
                     value = value.expand(batch, *shape)
             out[name] = value
         return out
 
-    def forward(self, params: dict[str, torch.Tensor] | None = None, **kwargs: torch.Tensor) -> BodyOutput:
-        """Run the model. Parameters come as a dict and/or keyword arguments (smplx names)."""
+    def forward(
+        self, params: dict[str, torch.Tensor] | None = None, validate: bool = True, **kwargs: torch.Tensor
+    ) -> BodyOutput:
+        """Run the model. Parameters come as a dict and/or keyword arguments (smplx names).
+
+        ``validate=False`` skips the checks of :meth:`validate_params` (names, shapes, NaN/inf, ranges: one host
+        synchronisation each), as ``human3d.splat.rasterize(..., validate=False)`` does: for inner loops whose
+        parameters are known to be good."""
         merged = dict(params or {})
         merged.update(kwargs)
-        full = self.validate_params(merged)
+        full = self.validate_params(merged, check=validate)
         out = self._forward(full)
         out.params = full
         return out

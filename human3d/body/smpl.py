@@ -271,6 +271,11 @@ class SMPLFamily(BodyModel):
     """
 
     family = "smpl"
+    prior_family = "smpl"  # SMPL, SMPL-H and SMPL-X share the 21 body joints the "smpl" priors score
+    hinge_joints = (("elbow.L", "left_shoulder", "left_elbow", "left_wrist", +1),
+                    ("elbow.R", "right_shoulder", "right_elbow", "right_wrist", +1),
+                    ("knee.L", "left_hip", "left_knee", "left_ankle", -1),
+                    ("knee.R", "right_hip", "right_knee", "right_ankle", -1))  # fmt: skip
 
     def __init__(
         self,
@@ -445,6 +450,13 @@ class SMPLFamily(BodyModel):
         if fam.has_face:
             shapes.update(jaw_pose=(3,), leye_pose=(3,), reye_pose=(3,), expression=(self.num_expression_coeffs,))
         return shapes
+
+    def pose_groups(self) -> list[tuple[str, list[str]]]:
+        """One group per body joint of :data:`generative.priors.pose.SMPL_PRIOR_JOINTS` (the first 21 ``body_pose``
+        joints; SMPL's two hand joints are not fitted)."""
+        from generative.priors.pose import SMPL_PRIOR_JOINTS
+
+        return [(n, [n]) for n in SMPL_PRIOR_JOINTS]
 
     def full_pose(self, params: dict[str, torch.Tensor]) -> torch.Tensor:
         """Axis-angle of every joint ``[B, J, 3]`` in the file's joint order (hand PCA / mean applied)."""

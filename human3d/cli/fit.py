@@ -9,28 +9,18 @@ from typing import Optional
 
 import typer
 
+from human3d.body import MODEL_NAMES
 from human3d.errors import Human3DError
+from human3d.fitting.priors import PRIOR_KINDS
 
 app = typer.Typer(help="Fit a 3D body model to the 2D keypoints of photos (SMPLify, batched).",
                   add_completion=False, pretty_exceptions_show_locals=False)  # fmt: skip
 
 
-class ModelName(str, Enum):
-    anny = "anny"
-    smpl = "smpl"
-    smplh = "smplh"
-    smplx = "smplx"
-
-
-class PriorName(str, Enum):
-    auto = "auto"
-    simple = "simple"
-    gaussian = "gaussian"
-    vae = "vae"
-    flow = "flow"
-    diffusion = "diffusion"
-    gan = "gan"
-    none = "none"
+# The choices come from their owners: body-model names (human3d.body.MODEL_NAMES) and prior names
+# (human3d.fitting.priors.PRIOR_KINDS).
+ModelName = Enum("ModelName", {n: n for n in MODEL_NAMES}, type=str)
+PriorName = Enum("PriorName", {n: n for n in PRIOR_KINDS}, type=str)
 
 
 class OptimizerName(str, Enum):
@@ -45,14 +35,14 @@ def fit(
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", "-k", help="Keypoint file: OpenPose JSON "
                                              "(BODY_25 or COCO-18) or COCO keypoint JSON (matched by file_name), "
                                              "or a folder of them. Default: a JSON beside each image."),
-    model: ModelName = typer.Option(ModelName.anny, "--model", "-m", help="Body model: anny (embedded) or "
+    model: ModelName = typer.Option("anny", "--model", "-m", help="Body model: anny (embedded) or "
                                     "smpl/smplh/smplx (needs --model-path)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="SMPL-family model file or folder "
                                               "(SMPL_NEUTRAL.pkl, SMPLX_NEUTRAL.npz, or a folder holding them)."),
     gender: str = typer.Option("neutral", "--gender", help="SMPL-family model gender: neutral, male or female."),
     focal: Optional[float] = typer.Option(None, "--focal", help="Focal length in pixels. Default: from EXIF, "
                                           "else the image diagonal sqrt(W^2 + H^2) (a 53 degree diagonal FOV)."),
-    prior: PriorName = typer.Option(PriorName.auto, "--prior", help="Pose prior: auto (default: the learned "
+    prior: PriorName = typer.Option("auto", "--prior", help="Pose prior: auto (default: the learned "
                                     "flow, for Anny and for SMPL-family models), simple (built-in diagonal "
                                     "Gaussian of mocap statistics), gaussian/vae/flow/diffusion/gan (shipped "
                                     "learned priors, for Anny and for SMPL/SMPL-H/SMPL-X body_pose) or none."),
@@ -84,12 +74,8 @@ def fit(
         changes["body_iters"] = iters
     if camera_iters is not None:
         changes["camera_iters"] = camera_iters
-    prior_kind = prior.value
+    prior_kind = prior.value  # "auto" is resolved by fitting (summary.json names the prior actually used)
     try:
-        if prior_kind == "auto":  # resolved here so that summary.json names the prior actually used
-            from human3d.fitting.config import default_prior
-
-            prior_kind = default_prior(model.value)
         cfg = SMPLifyConfig().replace(**changes)
         run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,

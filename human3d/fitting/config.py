@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass
 
+from human3d.config import Config
 from human3d.errors import InvalidInputError
 
-__all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior"]
+__all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior", "resolve_prior"]
 
 # What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for both
 # (tools/bench/fit.py --clips holdout: 8 mocap clips held out of every prior, 8 x 64 synthetic persons;
@@ -19,10 +20,20 @@ DEFAULT_PRIOR: dict[str, str] = {"anny": "flow", "smpl": "flow"}
 
 def default_prior(family: str) -> str:
     """The prior kind ``"auto"`` means for a model family (``"anny"``, or ``"smpl"`` / ``"smplh"`` / ``"smplx"``)."""
-    fam = "smpl" if family in ("smpl", "smplh", "smplx") else family
-    if fam not in DEFAULT_PRIOR:
-        raise InvalidInputError(f"family: expected one of anny, smpl, smplh, smplx, got {family!r}")
-    return DEFAULT_PRIOR[fam]
+    from generative.priors.pose import pose_prior_family
+
+    from human3d.body import MODEL_NAMES
+
+    try:
+        return DEFAULT_PRIOR[pose_prior_family(family)]
+    except (InvalidInputError, KeyError):
+        raise InvalidInputError(f"family: expected one of {', '.join(MODEL_NAMES)}, got {family!r}") from None
+
+
+def resolve_prior(prior, family: str):
+    """``prior`` with ``"auto"`` replaced by the family's default (:func:`default_prior`); anything else as is.
+    The one place ``"auto"`` is resolved (fitting, the pipeline's logs and summary, the CLI)."""
+    return default_prior(family) if isinstance(prior, str) and prior == "auto" else prior
 
 
 # Default pose-prior weight schedule per prior kind (see SMPLifyConfig.pose_prior_weights), tuned on the synthetic
@@ -44,7 +55,7 @@ PRIOR_WEIGHTS: dict[str, tuple[float, ...]] = {
 
 
 @dataclass
-class SMPLifyConfig:
+class SMPLifyConfig(Config):
     """Staged SMPLify settings. Energies use residuals in units of the person's size (see ``robust_sigma``)."""
 
     optimizer: str = "adam"
@@ -170,7 +181,7 @@ class SMPLifyConfig:
     tol: float = 0.0
     """Stop stage 2 early once the total energy fell by less than this fraction over 10 iterations (0: never)."""
 
-    num_threads: int | None = 1
+    threads: int | None = 1
     """torch intra-op threads during the fit (restored afterwards). The fit's tensors are small ([B, K, J] sized),
     so threading gains little and costs a lot on a loaded machine (spinning workers); None keeps torch's setting.
     ``tools/bench/fit.py --threads`` compares."""
@@ -178,7 +189,9 @@ class SMPLifyConfig:
     optimize_shape: bool = True
     """Fit shape parameters (betas / phenotypes). If False they stay at their initial (neutral) value."""
 
-    def __post_init__(self):
+    def validate(self):
+        if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
+            raise InvalidInputError(f"threads: expected a positive integer or None, got {self.threads!r}")
         if not (isinstance(self.silhouette_start, (int, float)) and 0.0 <= self.silhouette_start <= 1.0):
             raise InvalidInputError(f"silhouette_start: expected a number in [0, 1], got {self.silhouette_start!r}")
         if self.silhouette_loss not in ("chamfer", "soft_iou"):
@@ -220,13 +233,3 @@ class SMPLifyConfig:
         if self.pose_prior_weights is not None:
             return self.pose_prior_weights
         return PRIOR_WEIGHTS.get(kind, PRIOR_WEIGHTS["default"])
-
-    def replace(self, **changes) -> "SMPLifyConfig":
-        """A copy with some fields changed (unknown names raise)."""
-        known = {f.name for f in fields(self)}
-        bad = sorted(set(changes) - known)
-        if bad:
-            raise InvalidInputError(f"SMPLifyConfig: unknown field(s) {bad}")
-        return replace(self, **changes)
-
-

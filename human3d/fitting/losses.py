@@ -15,7 +15,6 @@ __all__ = [
     "reprojection_energy",
     "reprojection_error_px",
     "hinge_limit_energy",
-    "squared_norm_energy",
     "soft_iou_energy",
     "mask_distance_transform",
     "mask_boundary_points",
@@ -53,26 +52,27 @@ def reprojection_energy(
     pred_valid: torch.Tensor,
     target: torch.Tensor,
     scale: torch.Tensor,
-    sigma: float = 0.2,
+    sigma: float = 0.15,
     weights: torch.Tensor | None = None,
     behind_penalty: float = 1.0,
 ) -> torch.Tensor:
-    """Robust reprojection energy ``[B]``.
+    """Robust reprojection energy ``[B]``, normalised to saturate at 1 per keypoint (SMPLify's data term).
 
-    ``sum_k w_k c_k GM(|pred_k - target_k|^2 / scale^2, sigma)`` over keypoints, with confidences ``c_k``
-    (``target[..., 2]``), optional per-keypoint weights ``w_k`` ``[K]`` or ``[B, K]``, and residuals measured in
-    units of the person's size ``scale`` ``[B]`` (pixels), so ``sigma`` is a fraction of the person's size.
+    ``sum_k w_k c_k GM(|pred_k - target_k|^2 / scale^2, sigma) / sigma^2`` over keypoints ``pred_uv`` ``[B, K, 2]``,
+    with confidences ``c_k`` (``target[..., 2]``, ``target`` ``[B, K, 3]``), optional per-keypoint weights ``w_k``
+    ``[K]`` or ``[B, K]``, and residuals measured in units of the person's size ``scale`` ``[B]`` (pixels), so
+    ``sigma`` is a fraction of the person's size: a keypoint costs ``~ (r / sigma)^2`` well inside it and at most 1.
 
-    Keypoints the camera rejects (``pred_valid`` False: at or behind the near plane) get the saturated penalty
-    ``behind_penalty * sigma^2`` per unit confidence instead of their (meaningless) pixel residual, so a body
-    never gains by moving behind the camera.
+    Keypoints the camera rejects (``pred_valid`` ``[B, K]`` False: at or behind the near plane) get
+    ``behind_penalty`` per unit confidence (default 1: the saturated penalty) instead of their (meaningless) pixel
+    residual, so a body never gains by moving behind the camera.
     """
     conf = target[..., 2]  # [B, K]
     if weights is not None:
         conf = conf * weights
     d2 = ((pred_uv - target[..., :2]) ** 2).sum(-1) / (scale[:, None] ** 2)  # [B, K]
-    rho = geman_mcclure(d2, sigma)
-    rho = torch.where(pred_valid, rho, torch.full_like(rho, behind_penalty * sigma * sigma))
+    rho = geman_mcclure(d2, sigma) / (sigma * sigma)
+    rho = torch.where(pred_valid, rho, torch.full_like(rho, behind_penalty))
     return (conf * rho).sum(-1)
 
 
@@ -96,11 +96,6 @@ def hinge_limit_energy(angles: torch.Tensor, lower: torch.Tensor, upper: torch.T
     range has the same intent, no gradient inside the allowed range, and no blow-up for large errors.
     """
     return (torch.relu(angles - upper) ** 2 + torch.relu(lower - angles) ** 2).sum(-1)
-
-
-def squared_norm_energy(x: torch.Tensor, mean: torch.Tensor | float = 0.0, std: torch.Tensor | float = 1.0) -> torch.Tensor:
-    """``sum(((x - mean) / std)^2)`` over the last dimension of ``x`` ``[B, D]`` (a diagonal Gaussian's -2 log p)."""
-    return (((x - mean) / std) ** 2).sum(-1)
 
 
 def soft_iou_energy(silhouette: torch.Tensor, mask: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -33,7 +33,7 @@ from human3d.body.skeletons import convert_keypoints
 from human3d.data.keypoints import KeypointImage, exif_focal_px, image_size, load_image, load_keypoint_inputs
 from human3d.errors import DatasetError, Human3DError
 from human3d.fitting.camera_init import choose_focal
-from human3d.fitting.config import SMPLifyConfig
+from human3d.fitting.config import SMPLifyConfig, resolve_prior
 from human3d.fitting.smplify import SMPLifyResult, smplify
 from human3d.geometry.cameras import Cameras, make_intrinsics
 from human3d.io_utils import atomic_write_text
@@ -281,7 +281,7 @@ def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
         "format": "human3d.fit_summary",
         "version": 1,
         "model": body.family,
-        "prior": res.prior if res is not None else prior,
+        "prior": res.prior if res is not None else resolve_prior(prior, body.family),
         "optimizer": cfg.optimizer,
         "iterations": {"camera": cfg.camera_iters, "body": cfg.body_iters},
         "skeleton": skeleton,
@@ -299,8 +299,5 @@ def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
 
 def _prior_label(prior, family: str) -> str:
     """What a prior argument means, for logs ("auto" resolved per model family)."""
-    if isinstance(prior, str) and prior == "auto":
-        from human3d.fitting.config import default_prior
-
-        return f"auto -> {default_prior(family)}"
-    return str(prior)
+    resolved = resolve_prior(prior, family)
+    return f"auto -> {resolved}" if resolved is not prior else str(prior)

@@ -46,7 +46,10 @@ from typing import Callable
 
 import torch
 
+from generative.priors.pose import ANNY_PRIOR_GROUPS, POSE_PRIOR_KINDS, SMPL_PRIOR_JOINTS
+
 from human3d.errors import InvalidInputError
+from human3d.fitting.config import resolve_prior
 
 __all__ = [
     "PoseSpace",
@@ -59,15 +62,15 @@ __all__ = [
     "PRIOR_KINDS",
 ]
 
-PRIOR_KINDS = ("auto", "simple", "gaussian", "vae", "flow", "diffusion", "gan", "none")
+PRIOR_KINDS = ("auto", "simple", *POSE_PRIOR_KINDS, "none")
+"""Prior names fitting takes (the CLI's ``--prior`` choices): ``"auto"``, the built-in ``"simple"``, the shipped
+learned kinds (:data:`generative.priors.pose.POSE_PRIOR_KINDS`) and ``"none"``."""
 
-# ---- per-model pose groups ---------------------------------------------------------------------------------------
-_ANNY_SPINE = ["spine05", "spine04", "spine03", "spine02", "spine01"]
-_ANNY_NECK = ["neck01", "neck02", "neck03"]
-_ANNY_GROUPS: list[tuple[str, list[str]]] = [("trunk", _ANNY_SPINE), ("neck", _ANNY_NECK), ("head", ["head"])]
-for _s in ("L", "R"):
-    _ANNY_GROUPS += [(f"{b}.{_s}", [f"{b}.{_s}"]) for b in
-                     ("clavicle", "upperarm01", "lowerarm01", "wrist", "upperleg01", "lowerleg01", "foot")]  # fmt: skip
+# ---- per-model pose statistics ------------------------------------------------------------------------------------
+# The pose groups themselves are the model's (BodyModel.pose_groups; their one table is generative.priors.pose's
+# ANNY_PRIOR_GROUPS / SMPL_PRIOR_JOINTS); the names below are kept for tools/build_assets/simple_prior_stats.py.
+_ANNY_GROUPS = ANNY_PRIOR_GROUPS
+_SMPL_BODY = SMPL_PRIOR_JOINTS
 # Simple prior for Anny: mean and standard deviation (floored at 0.1 rad) of each group axis-angle over the training
 # poses of the shipped learned priors (18,161 poses, 48 CMU / MIT clips retargeted with human3d.motion.retarget at
 # <= 30 fps; the HOLDOUT clips of human3d.motion.mocap, 131_03 among them, excluded). Written by
@@ -85,11 +88,6 @@ _ANNY_STD = [
     0.4, 0.1, 0.1, 0.227, 0.182, 0.1,
 ]  # fmt: skip
 
-_SMPL_BODY = [
-    "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle", "right_ankle",
-    "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-]  # fmt: skip
 # Simple prior for the SMPL family (SMPL, SMPL-H, SMPL-X share these 21 body joints): mean and standard deviation
 # (floored at 0.1 rad) of each joint's body_pose axis-angle over the same training poses as Anny's, mapped onto SMPL's
 # joints (human3d.fitting.synthetic.smpl_pose_from_anny: SMPL's own convention, rotations relative to its T-pose
@@ -110,18 +108,8 @@ _SMPL_STD = [
     0.1, 0.282, 0.291,
 ]  # fmt: skip
 
-# (limb, upper joint, hinge joint, lower joint) names per family; "forward" sign: +1 elbow (forearm forward),
-# -1 knee (shin backward).
-_HINGE_JOINTS = {
-    "anny": [("elbow.L", "upperarm01.L", "lowerarm01.L", +1), ("elbow.R", "upperarm01.R", "lowerarm01.R", +1),
-             ("knee.L", "upperleg01.L", "lowerleg01.L", -1), ("knee.R", "upperleg01.R", "lowerleg01.R", -1)],
-    "smpl": [("elbow.L", "left_shoulder", "left_elbow", +1), ("elbow.R", "right_shoulder", "right_elbow", +1),
-             ("knee.L", "left_hip", "left_knee", -1), ("knee.R", "right_hip", "right_knee", -1)],
-}  # fmt: skip
-# joint below each hinge (its rest position gives the lower segment's direction)
-_LOWER = {"anny": {"lowerarm01": "wrist", "lowerleg01": "foot"},
-          "smpl": {"left_elbow": "left_wrist", "right_elbow": "right_wrist", "left_knee": "left_ankle",
-                   "right_knee": "right_ankle"}}  # fmt: skip
+# Simple-prior mean and standard deviation [G, 3] per model's prior_family (BodyModel.prior_family).
+_SIMPLE_STATS = {"anny": (_ANNY_MEAN, _ANNY_STD), "smpl": (_SMPL_MEAN, _SMPL_STD)}
 # (flexion lower, upper), side-bend half range, twist half range (None: free)
 _HINGE_LIMITS = {+1: ((-0.1, 2.7), 0.5, None), -1: ((-0.1, 2.6), 0.3, 0.3)}
 
@@ -192,12 +180,12 @@ def hinge_angles(groups: torch.Tensor, space: PoseSpace):
 
 
 def _family(model) -> str:
-    fam = getattr(model, "family", None)
-    if fam == "anny":
-        return "anny"
-    if fam in ("smpl", "smplh", "smplx"):
-        return "smpl"
-    raise InvalidInputError(f"model: fitting supports Anny and the SMPL family, got family {fam!r}")
+    fam = getattr(model, "prior_family", None)
+    if fam not in _SIMPLE_STATS:
+        raise InvalidInputError(
+            f"model: fitting supports Anny and the SMPL family, got family {getattr(model, 'family', None)!r}"
+        )
+    return fam
 
 
 @torch.no_grad()
@@ -210,7 +198,7 @@ def pose_space(model) -> PoseSpace:
     names = list(model.joint_names)
     jp = model.parameter_shapes()["body_pose"][0] // 3
     pose_names = names[1 : 1 + jp]
-    groups = _ANNY_GROUPS if fam == "anny" else [(n, [n]) for n in _SMPL_BODY]
+    groups = model.pose_groups()
     E = torch.zeros(len(groups), jp)
     for g, (_, members) in enumerate(groups):
         for m in members:
@@ -218,16 +206,16 @@ def pose_space(model) -> PoseSpace:
                 raise InvalidInputError(f"model: joint {m!r} missing from {model.family}'s body_pose joints")
             E[g, pose_names.index(m)] = 1.0 / len(members)
     group_names = [n for n, _ in groups]
-    mean = torch.tensor(_ANNY_MEAN if fam == "anny" else _SMPL_MEAN).reshape(-1, 3)  # [G, 3]
-    std = torch.tensor(_ANNY_STD if fam == "anny" else _SMPL_STD).reshape(-1, 3)  # [G, 3]
+    mean = torch.tensor(_SIMPLE_STATS[fam][0]).reshape(-1, 3)  # [G, 3]
+    std = torch.tensor(_SIMPLE_STATS[fam][1]).reshape(-1, 3)  # [G, 3]
 
     # Hinge axes from the zero pose (canonical frame: Y up, facing +Z).
     out = model(model.default_params(1))
     J = out.joints[0].detach().double().cpu()  # [J, 3] (the space's tensors live on the CPU; users move them)
     fwd = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)
     hinges = []
-    for hname, upper, mid, sign in _HINGE_JOINTS[fam]:
-        lower = J[names.index(_LOWER[fam][mid.split(".")[0]] + mid[len(mid.split(".")[0]):])]
+    for hname, upper, mid, low, sign in model.hinge_joints:
+        lower = J[names.index(low)]
         u = J[names.index(mid)] - J[names.index(upper)]
         u = u / u.norm()
         flex = torch.linalg.cross(u, fwd) if sign > 0 else torch.linalg.cross(fwd, u)
@@ -338,10 +326,7 @@ def make_pose_term(prior, space: PoseSpace, model=None) -> PoseTerm | None:
     if isinstance(prior, str):
         if prior not in PRIOR_KINDS:
             raise InvalidInputError(f"prior: expected one of {list(PRIOR_KINDS)} or a Prior object, got {prior!r}")
-        if prior == "auto":
-            from human3d.fitting.config import default_prior
-
-            prior = default_prior(space.family)
+        prior = resolve_prior(prior, space.family)
         if prior == "simple":
             p = simple_pose_prior(space)
             return PoseTerm(p, lambda g, bp: g.reshape(g.shape[0], -1), "simple", 0.5)

@@ -97,7 +97,7 @@ def paired(pp: dict, pairs: str, quiet: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="persons in the synthetic set (and the large batch)")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads during the fit (SMPLifyConfig.num_threads)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads during the fit (SMPLifyConfig.threads)")
     ap.add_argument("--priors", default="none,simple,gaussian,vae,flow,diffusion,gan",
                     help="comma-separated pose priors (kinds of human3d.fitting.priors.PRIOR_KINDS; 'auto' = flow)")
     ap.add_argument("--seeds", default="0,1", help="comma-separated seeds of the synthetic sets (results averaged)")
@@ -132,7 +132,7 @@ def main() -> None:
                  for c in clip_names}  # fmt: skip
     sets = clip_sets[clip_names[0]]
     ds = sets[0]
-    cfg = SMPLifyConfig(num_threads=args.threads)
+    cfg = SMPLifyConfig(threads=args.threads)
     print(f"SMPLify on {args.model}: camera_iters={cfg.camera_iters}, body_iters={cfg.body_iters}, threads={args.threads}, "
           f"{args.n} synthetic persons ({ds.width}x{ds.height}, f=1200 px, 2 px noise, 20% dropped)")  # fmt: skip
     smplify(model, ds.keypoints2d[:2], ds.K[:2], config=cfg.replace(body_iters=2, camera_iters=2))  # warm-up

@@ -10,8 +10,8 @@ the rest vertices, which are linear in the blend-shape coefficients, so (per key
 with ``a`` the keypoint regressor, ``w`` the skinning weights and ``T_j`` the bone transforms. ``M`` is therefore
 ``M0 + coeff . MS`` with ``M0`` ``[K, J, 4]`` and ``MS`` ``[C, K, J, 3]`` precomputed once per model: the
 keypoints cost one bone-transform chain and a few small products, exactly equal (to float round-off) to
-regressing the full skinned mesh. :func:`keypoint_function` picks this path for
-:class:`~human3d.body.anny.AnnyBody` and the plain forward for other models.
+regressing the full skinned mesh. :meth:`AnnyBody.keypoint_function <human3d.body.anny.AnnyBody.keypoint_function>`
+returns it (other models use the plain forward, :meth:`human3d.body.model.BodyModel.keypoint_function`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import torch
 
 from human3d.body.skeletons import gather_keypoints
 
-__all__ = ["keypoint_function", "AnnyKeypoints"]
+__all__ = ["AnnyKeypoints", "anny_keypoint_function"]
 
 KeypointFn = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 
@@ -30,7 +30,7 @@ KeypointFn = Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]]
 class AnnyKeypoints:
     """Exact, mesh-free keypoints of an :class:`~human3d.body.anny.AnnyBody` (see the module docstring).
 
-    Call with a parameter dict (smplx names, validated by the model) -> ``{"coco17": [B, 17, 3],
+    Call with a parameter dict (smplx names; defaults filled by the model, unchecked) -> ``{"coco17": [B, 17, 3],
     "body25": [B, 25, 3]}`` in the canonical frame (Y up, metres), identical to ``model(params).keypoints``.
     """
 
@@ -63,7 +63,7 @@ class AnnyKeypoints:
 
         Guards against changes of AnnyBody's internals (e.g. where the Anny -> canonical rotation is applied):
         if neither the chain's own frame nor ``model.frame_rotation`` reproduces the model's keypoints, the
-        fast path is disabled and :func:`keypoint_function` falls back to the full forward.
+        fast path is disabled and :func:`anny_keypoint_function` falls back to the full forward.
         """
         g = torch.Generator().manual_seed(0)
         dt = model.dtype
@@ -83,7 +83,7 @@ class AnnyKeypoints:
 
     def __call__(self, params: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         m, a = self.model, self.model.anny
-        full = m.validate_params(params)
+        full = m.validate_params(params, check=False)
         B = full["global_orient"].shape[0]
         ph = full["phenotypes"].to(a.template_vertices.dtype)
         zeros = ph.new_zeros
@@ -126,12 +126,12 @@ def _rest_bone_poses(a, coeffs: torch.Tensor) -> torch.Tensor:
 _CACHE: dict[int, AnnyKeypoints] = {}
 
 
-def keypoint_function(model) -> KeypointFn:
-    """A function ``params -> {skeleton: [B, K, 3]}`` giving ``model(params).keypoints`` (fast for Anny)."""
-    if getattr(model, "family", None) == "anny" and hasattr(model, "anny"):
-        key = id(model.anny)
-        if key not in _CACHE:
-            _CACHE[key] = AnnyKeypoints(model)
-        if _CACHE[key].ok:
-            return _CACHE[key]
-    return lambda params: model(params).keypoints
+def anny_keypoint_function(model) -> KeypointFn:
+    """``params -> {skeleton: [B, K, 3]}`` equal to ``model(params).keypoints`` for an AnnyBody: the mesh-free
+    :class:`AnnyKeypoints` (built once per Anny module), or the unchecked full forward if its self-check failed."""
+    key = id(model.anny)
+    if key not in _CACHE:
+        _CACHE[key] = AnnyKeypoints(model)
+    if _CACHE[key].ok:
+        return _CACHE[key]
+    return lambda params: model(params, validate=False).keypoints
