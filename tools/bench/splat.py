@@ -106,13 +106,14 @@ def bench_train(args) -> list[dict]:
     downscale = 400 / args.res
     budget = args.minutes * 60.0
     overrides = json.loads(args.set) if args.set else {}
-    cfg = preset("fast", downscale=downscale, time_budget_s=budget, budget_clock=args.clock, **overrides)
+    cfg = preset("fast", **{"data.downscale": downscale, "run.time_budget_s": budget, "run.budget_clock": args.clock,
+                            **overrides})  # fmt: skip
     out = Path(args.out)
     if out.exists() and not args.resume:
         import shutil
 
         shutil.rmtree(out)
-    tr = SplatTrainer(cfg, data, out)
+    tr = SplatTrainer(out, data, config=cfg)
     points = []
     marks = [m * 60.0 for m in np.arange(args.eval_every, args.minutes + 1e-9, args.eval_every)]
 
@@ -164,7 +165,7 @@ def main() -> None:
     ap.add_argument("--data", default=str(LEGO), help="Blender dataset folder (lego)")
     ap.add_argument("--out", default=str(ROOT / "runs" / "bench-splat"), help="run folder (train)")
     ap.add_argument("--resume", action="store_true", help="continue the run in --out instead of restarting it")
-    ap.add_argument("--set", default="", help="JSON dict of SplatConfig overrides (train)")
+    ap.add_argument("--set", default="", help="JSON dict of SplatConfig overrides with dotted names, e.g. '{\"densify.max_gaussians\": 50000}' (train)")
     ap.add_argument("--plot", default="", help="write a PSNR-vs-minutes PNG here (train)")
     ap.add_argument("--json", default="", help="write all figures as JSON here")
     args = ap.parse_args()
