@@ -3,7 +3,7 @@
 Quick start::
 
     from human3d.nerf import NerfTrainer, preset
-    trainer = NerfTrainer(preset("fast"), "path/to/nerf_synthetic/lego", "runs/lego")
+    trainer = NerfTrainer("runs/lego", "path/to/nerf_synthetic/lego", config=preset("fast"))
     trainer.train()
     print(trainer.evaluate("test"))
 """
