@@ -488,10 +488,10 @@ def check_nerf(rec: dict):
     threads = torch.get_num_threads()
     secs = min(ARGS.nerf_seconds, max(5.0, remaining() - ARGS.reserve["nerf"]))
     downscale = 8 if ARGS.quick else 4
-    cfg = preset("fast", downscale=downscale, time_budget_s=secs, max_steps=10**9, checkpoint_every=10**9,
-                 log_every=10**9, device=ARGS.device)  # fmt: skip
+    cfg = preset("fast", **{"data.downscale": downscale, "run.time_budget_s": secs, "run.max_steps": 10**9,
+                            "run.checkpoint_every": 10**9, "run.log_every": 10**9, "run.device": ARGS.device})  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
-        tr = NerfTrainer(cfg, ARGS.data, Path(tmp) / "nerf", resume=False)
+        tr = NerfTrainer(Path(tmp) / "nerf", ARGS.data, config=cfg)
         try:
             rec["trainer_device"] = str(tr.device)
             rec["param_devices"] = sorted({str(p.device) for p in tr.model.parameters()})
@@ -509,8 +509,8 @@ def check_nerf(rec: dict):
             m = tr.evaluate("val", max_views=ARGS.eval_views, write_images=False)
             rec.update(val_psnr=round(m["psnr"], 2), val_ssim=round(m["ssim"], 4), val_views=m["n_views"],
                        eval_s=round(time.perf_counter() - t, 1))  # fmt: skip
-            s = tr.load_eval_split("val")
-            pred = tr.render_view(s.cameras.K[0], s.cameras.camera_to_world[0], s.width, s.height)["rgb"]
+            s = tr.load_split("val")
+            pred = tr.render_view(s.cameras[0])
             _write_side_by_side(Path(ARGS.out) / "nerf_val0.png", pred, s.images[0])
             if ARGS.device == "cuda":
                 rec["max_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
@@ -531,12 +531,14 @@ def _splat_train(rec: dict, backend: str, key: str):
     from human3d.splat import SplatTrainer, preset
 
     secs = min(ARGS.splat_seconds, max(5.0, remaining() - ARGS.reserve[key]))
-    over = dict(time_budget_s=secs, backend=backend, device=ARGS.device, checkpoint_every=10**9, log_every=10**9)
+    over = {"run.time_budget_s": secs, "raster.backend": backend, "run.device": ARGS.device,
+            "run.checkpoint_every": 10**9, "run.log_every": 10**9}
     if ARGS.quick:
-        over.update(downscale=8, init_num_points=2000, max_gaussians=5000, patch_size=0)
+        over.update({"data.downscale": 8, "init.num_points": 2000, "densify.max_gaussians": 5000,
+                     "optim.patch_size": 0})
     cfg = preset("fast", **over)
     with tempfile.TemporaryDirectory() as tmp:
-        tr = SplatTrainer(cfg, ARGS.data, Path(tmp) / "splat", resume=False)
+        tr = SplatTrainer(Path(tmp) / "splat", ARGS.data, config=cfg)
         rec["trainer_device"] = str(tr.device)
         busy = build_running()
         t = time.perf_counter()
@@ -552,7 +554,7 @@ def _splat_train(rec: dict, backend: str, key: str):
         m = tr.evaluate("val", max_views=ARGS.eval_views, write_images=False)
         rec.update(val_psnr=round(m["psnr"], 2), val_ssim=round(m["ssim"], 4), val_views=m["n_views"],
                    eval_s=round(time.perf_counter() - t, 1), render_ms_per_view=round(1000 * m["render_s_per_view"], 1))  # fmt: skip
-        s = tr.load_eval_split("val")
+        s = tr.load_split("val")
         _write_side_by_side(Path(ARGS.out) / f"{key}_val0.png", tr.render_view(s.cameras[0]), s.images[0])
         if ARGS.device == "cuda":
             rec["max_mem_gb"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)
