@@ -123,3 +123,18 @@ def test_occupancy_network_permutation_invariance_and_bce():
     torch.testing.assert_close(net.field(c[0])(x[0]), -logit[0])
     with pytest.raises(Exception, match="points"):
         ResnetPointNet()(torch.zeros(1, 0, 3))
+
+
+def test_fit_latent_uses_a_generative_prior_energy(one_thread):
+    """With a `generative` GaussianPrior as the code prior dominating a weak data term, the code goes to the
+    prior's mode (its mean)."""
+    from generative.priors.base import GaussianPrior
+
+    torch.manual_seed(0)
+    dec = AutoDecoder(2, latent_dim=4, hidden=16, n_layers=2).decoder
+    codes = torch.randn(64, 4) * 0.1 + torch.tensor([0.3, -0.2, 0.1, 0.0])
+    prior = GaussianPrior.fit(codes)
+    xs = torch.rand(32, 3) * 2 - 1
+    far = torch.full((32,), 5.0)  # clamped at delta: the data term is at most 0.1 and nearly flat in z
+    z = fit_latent(dec, xs, far, steps=400, lr=2e-2, prior_energy=prior.energy, prior_weight=10.0)
+    torch.testing.assert_close(z, prior.mean, atol=2e-2, rtol=0)
