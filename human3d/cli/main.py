@@ -34,6 +34,7 @@ app.command("fit", help=fit_cli.fit.__doc__)(command(fit_cli.fit))
 app.add_typer(nerf_cli.app, name="nerf")
 app.add_typer(splat_cli.app, name="splat")
 app.add_typer(__import__("human3d.cli.synth", fromlist=["app"]).app, name="synth")
+app.add_typer(__import__("human3d.cli.pose2d", fromlist=["app"]).app, name="pose2d")
 app.add_typer(__import__("human3d.cli.implicit", fromlist=["app"]).app, name="implicit")
 
 
