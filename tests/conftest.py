@@ -31,3 +31,61 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+def _synthetic_colmap(root, n_images=9, W=40, H=30, n_points=200, distort=False):
+    """A COLMAP model of a random scene seen by ``n_images`` cameras of three camera models, with random images
+    written under ``root/images`` (the model is returned, not written); the observations are projections computed
+    here independently (OpenCV model)."""
+    import math
+
+    import cv2
+    import numpy as np
+    import torch
+
+    from human3d.data import colmap
+    from human3d.geometry import look_at
+
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(-1, 1, (n_points, 3))
+    rgb = rng.integers(0, 256, (n_points, 3)).astype(np.uint8)
+    cams = {
+        1: colmap.ColmapCamera(1, "PINHOLE", W, H, np.array([50.0, 52.0, 20.5, 14.5])),
+        2: colmap.ColmapCamera(2, "SIMPLE_PINHOLE", W, H, np.array([48.0, 19.0, 15.0])),
+        3: colmap.ColmapCamera(
+            3, "OPENCV" if distort else "SIMPLE_RADIAL", W, H,
+            np.array([45.0, 46.0, 20.0, 15.0, 0.05, -0.01, 0.001, 0.002]) if distort else np.array([45.0, 20.0, 15.0, 0.0]),
+        ),
+    }  # fmt: skip
+    images = {}
+    tracks = [[] for _ in range(n_points)]
+    for i in range(n_images):
+        ang = 2 * math.pi * i / n_images
+        eye = np.array([4 * math.cos(ang), 0.5, 4 * math.sin(ang)])
+        w2c = look_at(torch.tensor(eye[None]), torch.zeros(1, 3, dtype=torch.float64))[0].numpy()
+        R, t = w2c[:3, :3], w2c[:3, 3]
+        cam = cams[1 + i % 3]
+        p = cam.params
+        fx, fy, cx, cy = (p[0], p[0], p[1], p[2]) if cam.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL") else p[:4]
+        xc = pts @ R.T + t
+        uv = np.stack([fx * xc[:, 0] / xc[:, 2] + cx, fy * xc[:, 1] / xc[:, 2] + cy], -1)
+        vis = np.where((uv[:, 0] > 0) & (uv[:, 0] < W) & (uv[:, 1] > 0) & (uv[:, 1] < H))[0]
+        for k, pid in enumerate(vis):
+            tracks[pid].append((i + 1, k))
+        name = f"img_{i:03d}.png"
+        images[i + 1] = colmap.ColmapImage(
+            i + 1, colmap.rotmat_to_qvec(R), t, cam.id, name, uv[vis], (vis + 1).astype(np.int64)
+        )
+        (root / "images").mkdir(parents=True, exist_ok=True)
+        cv2.imwrite(str(root / "images" / name), rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
+    model = colmap.ColmapModel(
+        cams, images, np.arange(1, n_points + 1), pts, rgb, rng.uniform(0, 1, n_points),
+        [np.array(t, np.int64).reshape(-1, 2) for t in tracks],
+    )  # fmt: skip
+    return model
+
+
+@pytest.fixture()
+def synthetic_colmap():
+    """The factory ``synthetic_colmap(root, n_images=9, W=40, H=30, n_points=200, distort=False) -> ColmapModel``."""
+    return _synthetic_colmap

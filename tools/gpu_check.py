@@ -22,7 +22,7 @@ Checks (names as in the JSON):
    devices of the model parameters, occupancy grid and training rays.
 4. ``splat_torch`` / ``splat_gsplat``: ``human3d.splat`` preset ``fast`` on lego 400x400, ~90 s each: val PSNR on a
    few views, steps/s, Gaussian count, devices; a side-by-side PNG (prediction | ground truth) of one val view.
-5. ``smpl``: SMPL forward on CUDA vs CPU with a synthetic model file (``human3d.body.smpl_synth``): max abs diff of
+5. ``smpl``: SMPL forward on CUDA vs CPU with a synthetic model file (``human3d.synth.smpl_files``): max abs diff of
    vertices / joints at B=64 and forward milliseconds on both devices.
 6. ``fit``: batched SMPLify on CUDA with the Anny-derived SMPL-format model and synthetic people from the held-out
    mocap clip (both prepared on a machine with Anny: ``--prepare-fit .gpu/data``, which writes
@@ -579,7 +579,7 @@ def check_splat_gsplat(rec: dict):
 # 5. SMPL
 # ----------------------------------------------------------------------------------------------------------------
 def check_smpl(rec: dict):
-    from human3d.body import smpl_synth
+    from human3d.synth import smpl_files as smpl_synth
     from human3d.body.smpl import SMPL
 
     with tempfile.TemporaryDirectory() as tmp:

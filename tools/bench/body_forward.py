@@ -1,7 +1,7 @@
 """Body-model forward / forward+backward timings, side by side with the reference implementation.
 
 SMPL section: human3d's SMPL vs smplx on the same model file (a synthetic, structurally valid SMPL file from
-``human3d.body.smpl_synth``, or your official file with ``--smpl-model PATH``), batch 1 and 64. Each row gives the
+``human3d.synth.smpl_files``, or your official file with ``--smpl-model PATH``), batch 1 and 64. Each row gives the
 median time of interleaved repetitions (ours and the reference alternate, so background load hits both alike),
 the speed-up (reference / ours) and the largest vertex difference.
 
@@ -77,7 +77,7 @@ def bench_smpl(model_path: str | None = None, batches=(1, 64), repeats: int = 20
 
     with tempfile.TemporaryDirectory() as tmp:
         if model_path is None:
-            from human3d.body import smpl_synth
+            from human3d.synth import smpl_files as smpl_synth
 
             model_path = str(smpl_synth.write_pickle(Path(tmp) / "SMPL_NEUTRAL.pkl", smpl_synth.make_model_data("smpl")))
             label = "SMPL (synthetic file)"

@@ -379,7 +379,7 @@ def test_export_mesh_errors(tmp_path):
 
 
 def test_load_body_model_smpl_family_and_params(tmp_path):
-    import smpl_synth
+    from human3d.synth import smpl_files as smpl_synth
 
     from human3d.body.smpl import SMPL
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-import smpl_synth as synth
+from human3d.synth import smpl_files as synth
 import smplx
 from human3d.body import lbs as L
 from human3d.body.smpl import SMPL, SMPLH, SMPLX, VERTEX_IDS, create, find_model_file
@@ -140,13 +140,11 @@ def test_npz_gives_identical_output(files, models):
     assert torch.equal(a.vertices, b.vertices) and torch.equal(a.joints, b.joints)
 
 
-def test_chumpy_pickle_gives_identical_output(files, models, tmp_path, monkeypatch):
+def test_chumpy_pickle_gives_identical_output(files, models, tmp_path, monkeypatch, install_fake_chumpy):
     """An official-style pickle (shapedirs a chumpy array, J_regressor sparse) loads without chumpy."""
-    from test_safe_pickle import fake_chumpy
-
     data = dict(files["smpl_data"])
     with monkeypatch.context() as m:
-        ch = fake_chumpy(m)
+        ch = install_fake_chumpy(m)
         data["shapedirs"] = ch["Ch"](data["shapedirs"])
         data["v_template"] = ch["Ch"](data["v_template"])
         raw = pickle.dumps(data, protocol=4)

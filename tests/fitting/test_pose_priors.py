@@ -339,7 +339,7 @@ def held_out_smpl(held_out, body):
 @pytest.fixture(scope="module")
 def smpl_file_model(tmp_path_factory):
     """An SMPL-format model file derived from Anny (the licensed SMPL files are absent), read by the SMPL loader."""
-    import smpl_synth as synth
+    from human3d.synth import smpl_files as synth
     from human3d.body.smpl import SMPL
 
     return SMPL(synth.write_pickle(tmp_path_factory.mktemp("smpl") / "SMPL_NEUTRAL.pkl", synth.make_model_from_anny()))
@@ -411,7 +411,7 @@ def test_smpl_flow_nll_is_finite_and_exact(smpl_priors, held_out_smpl):
 def test_smpl_priors_take_smpl_and_smplh_body_pose(smpl_priors, held_out_smpl, smpl_file_model, tmp_path):
     """SMPL's body_pose (23 joints: the two hand joints ignored) and SMPL-H's (21) map to the same vector, and
     make_pose_term loads the SMPL prior for either family, scoring the fitting pose space's groups."""
-    import smpl_synth as synth
+    from human3d.synth import smpl_files as synth
     from human3d.body.smpl import SMPLH
     from human3d.fitting.priors import make_pose_term, pose_space
 

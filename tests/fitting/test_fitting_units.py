@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-import smpl_synth as synth
+from human3d.synth import smpl_files as synth
 from human3d.body.smpl import SMPL
 from human3d.errors import InvalidInputError
 from human3d.fitting.camera_init import (

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import smpl_synth as synth
+from human3d.synth import smpl_files as synth
 import torch
 from PIL import Image
 from typer.testing import CliRunner
@@ -31,11 +31,11 @@ from human3d.fitting.synthetic import (
     smpl_pose_from_anny,
 )
 from human3d.geometry.cameras import make_intrinsics
+from human3d.assets import examples_dir
 from human3d.metrics import pa_mpjpe
 
-ROOT = Path(__file__).resolve().parents[1]
 COCO = shared_data_dir() / "coco_keypoints_mini"
-EXAMPLE = ROOT / "human3d" / "assets" / "examples"
+EXAMPLE = examples_dir()
 
 
 def _facing(X: torch.Tensor) -> torch.Tensor:  # COCO-17 3D keypoints -> forward direction [B, 3]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from human3d.body.io import save_params
 from human3d.cli.main import app
-from smpl_synth import make_model_data, write_pickle
+from human3d.synth.smpl_files import make_model_data, write_pickle
 
 runner = CliRunner()
 

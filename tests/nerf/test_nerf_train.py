@@ -160,13 +160,11 @@ def test_pe_nerf_baseline_trains_a_step(tmp_path, one_thread):
     assert any(not torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
 
 
-def test_trains_on_a_colmap_scene(tmp_path, one_thread):
-    from test_data_scenes import _synthetic_colmap
-
+def test_trains_on_a_colmap_scene(tmp_path, one_thread, synthetic_colmap):
     from human3d.data import colmap
 
     root = tmp_path / "scene"
-    model = _synthetic_colmap(root)
+    model = synthetic_colmap(root)
     colmap.write_model(model, root / "sparse" / "0", binary=True)
     tr = NerfTrainer(tmp_path / "run", root, config=_tiny_config(**{"run.max_steps": 3, "data.downscale": 1}))
     assert tr.train_split.format == "colmap" and tr.train_split.alphas is None

@@ -135,45 +135,6 @@ def test_blender_bad_inputs(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------ COLMAP
-def _synthetic_colmap(root: Path, n_images=9, W=40, H=30, n_points=200, distort=False):
-    """Random scene + cameras; observations are projections computed here independently (OpenCV model)."""
-    rng = np.random.default_rng(1)
-    pts = rng.uniform(-1, 1, (n_points, 3))
-    rgb = rng.integers(0, 256, (n_points, 3)).astype(np.uint8)
-    cams = {
-        1: colmap.ColmapCamera(1, "PINHOLE", W, H, np.array([50.0, 52.0, 20.5, 14.5])),
-        2: colmap.ColmapCamera(2, "SIMPLE_PINHOLE", W, H, np.array([48.0, 19.0, 15.0])),
-        3: colmap.ColmapCamera(
-            3, "OPENCV" if distort else "SIMPLE_RADIAL", W, H,
-            np.array([45.0, 46.0, 20.0, 15.0, 0.05, -0.01, 0.001, 0.002]) if distort else np.array([45.0, 20.0, 15.0, 0.0]),
-        ),
-    }  # fmt: skip
-    images = {}
-    tracks = [[] for _ in range(n_points)]
-    for i in range(n_images):
-        ang = 2 * math.pi * i / n_images
-        eye = np.array([4 * math.cos(ang), 0.5, 4 * math.sin(ang)])
-        w2c = look_at(torch.tensor(eye[None]), torch.zeros(1, 3, dtype=torch.float64))[0].numpy()
-        R, t = w2c[:3, :3], w2c[:3, 3]
-        cam = cams[1 + i % 3]
-        p = cam.params
-        fx, fy, cx, cy = (p[0], p[0], p[1], p[2]) if cam.model in ("SIMPLE_PINHOLE", "SIMPLE_RADIAL") else p[:4]
-        xc = pts @ R.T + t
-        uv = np.stack([fx * xc[:, 0] / xc[:, 2] + cx, fy * xc[:, 1] / xc[:, 2] + cy], -1)
-        vis = np.where((uv[:, 0] > 0) & (uv[:, 0] < W) & (uv[:, 1] > 0) & (uv[:, 1] < H))[0]
-        for k, pid in enumerate(vis):
-            tracks[pid].append((i + 1, k))
-        name = f"img_{i:03d}.png"
-        images[i + 1] = colmap.ColmapImage(
-            i + 1, colmap.rotmat_to_qvec(R), t, cam.id, name, uv[vis], (vis + 1).astype(np.int64)
-        )
-        (root / "images").mkdir(parents=True, exist_ok=True)
-        cv2.imwrite(str(root / "images" / name), rng.integers(0, 256, (H, W, 3), dtype=np.uint8))
-    model = colmap.ColmapModel(
-        cams, images, np.arange(1, n_points + 1), pts, rgb, rng.uniform(0, 1, n_points),
-        [np.array(t, np.int64).reshape(-1, 2) for t in tracks],
-    )  # fmt: skip
-    return model
 
 
 def _assert_models_equal(a: colmap.ColmapModel, b: colmap.ColmapModel):
@@ -199,8 +160,8 @@ def _assert_models_equal(a: colmap.ColmapModel, b: colmap.ColmapModel):
         np.testing.assert_array_equal(np.asarray(ta).reshape(-1, 2), tb)
 
 
-def test_colmap_text_binary_round_trip(tmp_path):
-    model = _synthetic_colmap(tmp_path / "scene")
+def test_colmap_text_binary_round_trip(synthetic_colmap, tmp_path):
+    model = synthetic_colmap(tmp_path / "scene")
     colmap.write_model(model, tmp_path / "bin", binary=True)
     colmap.write_model(model, tmp_path / "txt", binary=False)
     assert sorted(p.name for p in (tmp_path / "bin").iterdir()) == ["cameras.bin", "images.bin", "points3D.bin"]
@@ -217,9 +178,9 @@ def test_colmap_text_binary_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("binary", [True, False])
-def test_colmap_scene_cameras_reproject_observations(tmp_path, binary):
+def test_colmap_scene_cameras_reproject_observations(synthetic_colmap, tmp_path, binary):
     root = tmp_path / "scene"
-    model = _synthetic_colmap(root)
+    model = synthetic_colmap(root)
     colmap.write_model(model, root / "sparse" / "0", binary=binary)
     for downscale in (1, 2):
         tr = load_colmap_scene(root, "train", downscale=downscale)
@@ -242,9 +203,9 @@ def test_colmap_scene_cameras_reproject_observations(tmp_path, binary):
     assert detect_scene_format(root) == "colmap"
 
 
-def test_colmap_distortion_warning_and_undistort(tmp_path):
+def test_colmap_distortion_warning_and_undistort(synthetic_colmap, tmp_path):
     root = tmp_path / "scene"
-    model = _synthetic_colmap(root, distort=True)
+    model = synthetic_colmap(root, distort=True)
     colmap.write_model(model, root / "sparse" / "0", binary=True)
     with pytest.warns(UserWarning, match="distortion ignored"):
         raw = load_colmap_scene(root, "all", undistort=False)
@@ -256,9 +217,9 @@ def test_colmap_distortion_warning_and_undistort(tmp_path):
     assert torch.equal(raw.images[j], und.images[j])  # pinhole camera's image untouched
 
 
-def test_colmap_bad_inputs(tmp_path):
+def test_colmap_bad_inputs(synthetic_colmap, tmp_path):
     root = tmp_path / "scene"
-    model = _synthetic_colmap(root)
+    model = synthetic_colmap(root)
     colmap.write_model(model, root / "sparse" / "0", binary=True)
     (root / "images" / "img_004.png").unlink()
     with pytest.raises(DatasetError, match="missing.*img_004"):
