@@ -26,7 +26,7 @@ expression         [B, num_expression_coeffs] -       -      yes
 Hand poses are full axis-angle (15 joints x 3) by default; ``num_pca_comps=n`` switches to ``n`` PCA
 coefficients of the file's hand components. As in smplx (``flat_hand_mean=False``), the file's mean hand pose is
 added to the hand pose unless ``flat_hand_mean=True``. Outputs agree with smplx on the same file (see
-``tests/test_smpl.py``).
+``tests/body/test_smpl.py``).
 
 Keypoints (``BodyOutput.keypoints``: ``"coco17"``, ``"body25"``) are model joints plus surface vertices, exactly
 smplx's ``vertex_ids`` picks for nose, eyes, ears, big/small toes and heels. Shoulders, elbows, wrists, hips,

@@ -10,7 +10,7 @@ Prints ms/frame (median and best wall clock, best process CPU time, of ``--repea
 
 The mesh is the default Anny body (27,420 faces) framed head to toe; ``sphere`` is a 27k-face UV sphere that
 needs no model files. No reference implementation runs here (pytorch3d / nvdiffrast are not installable on
-these machines), so the figures stand alone; ``tests/test_render.py`` checks correctness against analytic
+these machines), so the figures stand alone; ``tests/render/test_render.py`` checks correctness against analytic
 oracles.
 """
 
