@@ -12,7 +12,9 @@ from human3d.cli.runner import command, set_debug
 
 app = typer.Typer(
     name="human3d",
-    help="3D humans and neural rendering: body models, fitting, NeRF and Gaussian splatting.",
+    help="3D humans and neural rendering: body models, fitting, NeRF and Gaussian splatting. Exit codes: 0 done; "
+    "1 internal error (add --debug for the traceback); 2 bad input (the message names the file or option); "
+    "130 interrupted (trainers save their checkpoint first).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_show_locals=False,

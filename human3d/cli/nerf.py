@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from human3d.cli.runner import command, say
+from human3d.cli.runner import check_output_file, command, say
 from human3d.cli.scene import make_scene_app, open_run
 from human3d.nerf.config import PRESETS, preset
 from human3d.nerf.trainer import NerfTrainer
@@ -28,5 +28,6 @@ def mesh(
     threshold: float = typer.Option(10.0, "--threshold", help="Density iso-level."),
 ) -> None:
     """Extract a coloured mesh with marching cubes on the density."""
+    check_output_file(out, "--out", (".ply", ".obj", ".glb", ".stl"))
     info = open_run(NerfTrainer, run).extract_mesh(out, resolution=resolution, threshold=threshold)
     say(f"wrote {info['path']} ({info['vertices']} vertices, {info['faces']} faces)")

@@ -12,15 +12,18 @@ Exit codes (the same for every command):
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 from typing import Callable, TypeVar
 
 import typer
 from rich.console import Console
 from rich.text import Text
 
-from human3d.errors import Human3DError
+from human3d.errors import Human3DError, InvalidInputError
 
-__all__ = ["console", "say", "command", "EXIT_BAD_INPUT", "EXIT_INTERNAL", "EXIT_INTERRUPTED", "set_debug"]
+__all__ = ["console", "say", "command", "check_output_dir", "check_output_file", "EXIT_BAD_INPUT", "EXIT_INTERNAL",
+           "EXIT_INTERRUPTED", "set_debug"]
 
 EXIT_INTERNAL = 1
 EXIT_BAD_INPUT = 2
@@ -43,7 +46,39 @@ def say(msg: str) -> None:
 
 
 def _error(prefix: str, msg: str, style: str = "red") -> None:
-    console.print(Text(prefix, style=style) + Text(" ".join(str(msg).split("\n"))))
+    console.print(Text(prefix + " ", style=style) + Text(" ".join(str(msg).split("\n"))))
+
+
+def _first_existing(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_output_dir(path, option: str = "--out") -> Path:
+    """Check, before any work, that ``path`` can be (or already is) a writable folder; raise a one-line
+    ``InvalidInputError`` naming ``option`` otherwise (an existing file, a file on the way, no write permission)."""
+    path = Path(path).expanduser()
+    if path.exists() and not path.is_dir():
+        raise InvalidInputError(f"{option}: '{path}' exists and is a file (expected a folder or a new name)")
+    base = _first_existing(path)
+    if not base.is_dir():
+        raise InvalidInputError(f"{option}: cannot create '{path}': '{base}' is a file, not a folder")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise InvalidInputError(f"{option}: cannot write to '{path}': no write permission in '{base}'")
+    return path
+
+
+def check_output_file(path, option: str = "--out", suffixes: tuple[str, ...] | None = None) -> Path:
+    """Check, before any work, that a file can be written at ``path`` (with one of ``suffixes``)."""
+    path = Path(path).expanduser()
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise InvalidInputError(f"{option}: expected a file name ending in {' or '.join(suffixes)}, got '{path}'")
+    if path.is_dir():
+        raise InvalidInputError(f"{option}: '{path}' is a folder (expected a file name)")
+    check_output_dir(path.parent, option)
+    return path
 
 
 def command(fn: F) -> F:

@@ -16,7 +16,7 @@ from typing import Callable, Optional
 
 import typer
 
-from human3d.cli.runner import command, say
+from human3d.cli.runner import check_output_dir, check_output_file, command, say
 from human3d.errors import InvalidInputError
 
 __all__ = ["make_scene_app", "train_overrides", "open_run", "config_epilog"]
@@ -92,7 +92,7 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
         Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
         over = train_overrides(set_, steps, minutes, downscale, device, seed, threads)
         config = preset_fn(preset) if preset is not None else None
-        run = out if out is not None else Path("runs") / f"{name}-{Path(data).expanduser().resolve().name}"
+        run = check_output_dir(out if out is not None else Path("runs") / f"{name}-{Path(data).expanduser().resolve().name}")
         trainer = trainer_cls(run, data, config=config, overrides=over)
         if trainer.resumed:
             say(f"resuming '{run}' at step {trainer.step}")
@@ -119,6 +119,10 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
         """Render a split's views as PNGs, or an orbit video (MP4)."""
         if video is not None and orbit is None:
             raise InvalidInputError("--video needs --orbit N")
+        if orbit is not None:
+            check_output_file(video if video is not None else Path(run) / "orbit.mp4", "--video", (".mp4",))
+        elif out is not None:
+            check_output_dir(out)
         trainer = open_run(trainer_cls, run)
         if orbit is not None:
             path = trainer.render_orbit(orbit, video if video is not None else Path(run) / "orbit.mp4", fps)

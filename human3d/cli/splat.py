@@ -7,9 +7,8 @@ from pathlib import Path
 
 import typer
 
-from human3d.cli.runner import command, say
+from human3d.cli.runner import check_output_file, command, say
 from human3d.cli.scene import make_scene_app, open_run
-from human3d.errors import InvalidInputError
 from human3d.splat.config import PRESETS, preset
 from human3d.splat.trainer import SplatTrainer
 
@@ -28,8 +27,7 @@ def export(
     ply: Path = typer.Option(..., "--ply", help="Output path of the standard 3DGS .ply (read by splat viewers)."),
 ) -> None:
     """Export the trained Gaussians to the standard 3DGS .ply."""
-    if Path(ply).suffix.lower() != ".ply":
-        raise InvalidInputError(f"--ply: expected a path ending in .ply, got '{ply}'")
+    check_output_file(ply, "--ply", (".ply",))
     trainer = open_run(SplatTrainer, run)
     path = trainer.export_ply(ply)
     say(f"wrote {len(trainer.gaussians)} Gaussians to {path}")

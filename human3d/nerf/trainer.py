@@ -168,7 +168,7 @@ class NerfTrainer(SceneTrainer, kind="NeRF", config_class=NerfConfig, default_co
     def extract_mesh(self, path, resolution: int = 256, threshold: float = 10.0, chunk: int = 1 << 16) -> dict:
         """Marching cubes (skimage) on the density sampled on a ``resolution^3`` grid over the scene box (zero in
         cells the occupancy grid marks empty); vertex colours from the field seen along the inward normal.
-        Writes a PLY (trimesh) atomically."""
+        Writes the mesh (trimesh; PLY, OBJ, GLB or STL by the suffix) atomically."""
         import trimesh
         from skimage.measure import marching_cubes
 
@@ -196,6 +196,6 @@ class NerfTrainer(SceneTrainer, kind="NeRF", config_class=NerfConfig, default_co
         rgb = (torch.cat(cols).clamp(0, 1).numpy() * 255 + 0.5).astype(np.uint8)
         mesh = trimesh.Trimesh(verts, faces, vertex_colors=rgb, process=False)
         path = Path(path)
-        with atomic_path(path) as tmp:
-            mesh.export(str(tmp), file_type="ply")
+        with atomic_path(path) as tmp:  # the format follows the suffix (PLY keeps the vertex colours)
+            mesh.export(str(tmp), file_type=path.suffix.lstrip(".").lower() or "ply")
         return {"path": str(path), "vertices": len(verts), "faces": len(faces)}
