@@ -23,7 +23,7 @@ import torch.nn as nn
 
 from human3d.errors import InvalidInputError
 
-__all__ = ["SimpleBaseline", "CPM", "build_network", "count_parameters", "STRIDE"]
+__all__ = ["SimpleBaseline", "CPM", "build_network", "count_parameters", "STRIDE", "weights_dir", "load_network"]
 
 STRIDE = 4  # heatmap stride of every network here
 # ImageNet statistics: a conventional fixed input normalisation (no pretrained weights are used)
@@ -173,3 +173,48 @@ def build_network(arch: str, num_joints: int = 17, **kwargs) -> nn.Module:
     if arch == "cpm":
         return CPM(num_joints, **kwargs)
     raise InvalidInputError(f"arch: expected 'simple' or 'cpm', got {arch!r}")
+
+
+def weights_dir():
+    """The folder of the shipped pose2d weights (``human3d/pose2d/weights``; package data found through
+    :mod:`importlib.resources`, editable and wheel installs alike)."""
+    import importlib.resources
+    from pathlib import Path
+
+    from human3d.errors import ModelFileError
+
+    folder = importlib.resources.files("human3d.pose2d") / "weights"
+    if not isinstance(folder, Path) or not folder.is_dir():
+        raise ModelFileError(f"pose2d weights folder {folder!s}: expected a folder on disk (install the package "
+                             "unzipped, or build the weights with tools/build_assets/train_pose2d.py)")  # fmt: skip
+    return folder
+
+
+def load_network(path=None, name: str = "pose2d_simple_coco17") -> tuple[nn.Module, dict]:
+    """A network from a safetensors file written by :meth:`human3d.pose2d.train.Pose2DTrainer.export_weights`
+    (default: the shipped ``weights/<name>.safetensors``) -> ``(net in eval mode, metadata)``; the metadata holds
+    ``model`` (its :class:`~human3d.pose2d.train.Pose2DModelConfig`), ``crop_size`` and ``padding``."""
+    import json
+    from pathlib import Path
+
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    from human3d.errors import ModelFileError
+    from human3d.pose2d.train import Pose2DModelConfig
+
+    path = Path(path) if path is not None else weights_dir() / f"{name}.safetensors"
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        tensors = load_file(str(path))
+        model_cfg = Pose2DModelConfig.from_dict(json.loads(meta["model"]))
+    except (SafetensorError, OSError, KeyError, json.JSONDecodeError) as e:
+        raise ModelFileError(f"pose2d weights '{path}': unreadable or not written by export_weights ({e})") from None
+    net = model_cfg.build(17)
+    try:
+        net.load_state_dict(tensors)
+    except RuntimeError as e:
+        raise ModelFileError(f"pose2d weights '{path}': tensors do not match the model config ({e})") from None
+    meta["crop_size"], meta["padding"] = int(meta.get("crop_size", 128)), float(meta.get("padding", 1.25))
+    return net.eval(), meta

@@ -37,7 +37,7 @@ from human3d.train.core import RunConfig, Trainer
 
 __all__ = ["Pose2DDataConfig", "Pose2DAugmentConfig", "Pose2DModelConfig", "Pose2DOptimConfig", "Pose2DConfig",
            "PRESETS", "preset", "Pose2DTrainer", "DECODERS", "decode", "predict", "heatmap_loss",
-           "chunk_seed", "eval_seed", "evaluate_pool"]  # fmt: skip
+           "chunk_seed", "eval_seed", "evaluate_pool", "synthetic_eval_pool"]  # fmt: skip
 
 DECODERS = ("argmax", "dark", "soft_argmax")
 
@@ -212,6 +212,20 @@ def eval_seed(seed: int, chunk: int) -> int:
     return 2**40 + int(seed) * 1_000_003 + int(chunk)
 
 
+def synthetic_eval_pool(data: Pose2DDataConfig, generator=None) -> PersonPool:
+    """The held-out synthetic people of a data config: ``data.eval_images`` images rendered in chunks with
+    :func:`eval_seed` (``generator``: a :class:`~human3d.synth.SynthGenerator` of the same data config)."""
+    if generator is None:
+        from human3d.synth import SynthConfig, SynthGenerator
+
+        generator = SynthGenerator(config=SynthConfig(size=data.synth_size, max_people=data.max_people,
+                                                      prior_fraction=data.prior_fraction))  # fmt: skip
+    n_chunks = max(1, math.ceil(data.eval_images / data.chunk))
+    sizes = [min(data.chunk, data.eval_images - c * data.chunk) for c in range(n_chunks)]
+    return concat_pools([pool_from_synth(generator.generate(n, seed=eval_seed(data.eval_seed, c)), data.min_keypoints)
+                         for c, n in enumerate(sizes)])  # fmt: skip
+
+
 def heatmap_loss(stages: list[torch.Tensor], target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """``sum_stages 0.5 * mean_{B,K,H,W}(w_k (h - t)^2)`` (SimpleBaseline's JointsMSELoss with target weights).
 
@@ -339,10 +353,7 @@ class Pose2DTrainer(Trainer, kind="pose2d", config_class=Pose2DConfig, default_c
     def eval_pool(self) -> PersonPool:
         """The held-out synthetic people (:func:`eval_seed`; the same for every run with this data config)."""
         if self._eval_pool is None:
-            d = self.config.data
-            n_chunks = max(1, math.ceil(d.eval_images / d.chunk))
-            sizes = [min(d.chunk, d.eval_images - c * d.chunk) for c in range(n_chunks)]
-            self._eval_pool = concat_pools([self._render(eval_seed(d.eval_seed, c), n) for c, n in enumerate(sizes)])
+            self._eval_pool = synthetic_eval_pool(self.config.data, self.synth())
         return self._eval_pool
 
     def _refresh(self) -> None:

@@ -92,3 +92,18 @@ def test_cli_train_eval_and_bad_input(tmp_path):
     assert r.exit_code == 2 and "model.arch" in r.output
     r = CliRunner().invoke(app, ["pose2d", "eval", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "does not exist" in r.output
+
+
+def test_exported_weights_load_and_predict_the_same(trained, tmp_path):
+    from human3d.errors import ModelFileError
+    from human3d.pose2d.networks import load_network
+
+    path = trained.export_weights(tmp_path / "w.safetensors")
+    net, meta = load_network(path)
+    assert meta["crop_size"] == 64 and meta["padding"] == 1.25
+    x = torch.rand(2, 3, 64, 64)
+    trained.net.eval()
+    torch.testing.assert_close(net(x), trained.net(x), atol=0, rtol=0)
+    (tmp_path / "bad.safetensors").write_bytes(b"nope")
+    with pytest.raises(ModelFileError, match="bad.safetensors"):
+        load_network(tmp_path / "bad.safetensors")
