@@ -19,7 +19,20 @@ import typer
 from human3d.cli.runner import check_output_dir, check_output_file, command, say
 from human3d.errors import InvalidInputError
 
-__all__ = ["make_scene_app", "train_overrides", "open_run", "config_epilog"]
+__all__ = ["make_scene_app", "train_overrides", "open_run", "config_epilog", "STEPS", "MINUTES", "DEVICE", "SEED",
+           "THREADS", "SET", "PROGRESS"]
+
+# the options every trained command shares (use as defaults: ``steps: Optional[int] = STEPS``)
+STEPS = typer.Option(None, "--steps", min=1, help="Training steps (run.max_steps); a larger number on an existing "
+                     "run trains it further.")
+MINUTES = typer.Option(None, "--minutes", min=0.001, help="Time budget in minutes (run.time_budget_s; schedules "
+                       "follow the elapsed time).")
+DEVICE = typer.Option(None, "--device", help="auto (CUDA when available), cpu or cuda (run.device).")
+SEED = typer.Option(None, "--seed", help="Random seed (run.seed).")
+THREADS = typer.Option(None, "--threads", min=1, help="torch CPU threads (run.threads).")
+SET = typer.Option([], "--set", help="Set any config field: --set NAME=VALUE with a dotted name (listed below); "
+                   "the value is JSON when it parses, else a string. Repeatable.")
+PROGRESS = typer.Option(True, "--progress/--no-progress", help="Show a progress bar.")
 
 
 def config_epilog(config_cls, defaults) -> str:
@@ -72,21 +85,17 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
                                              "Default: 'fast' (CPU) for a new run; a resumed run keeps its own."),
         out: Optional[Path] = typer.Option(None, "--out", "-o", help=f"Run folder (default runs/{name}-<dataset>). "
                                            "An existing run there is resumed (only run.* settings may change)."),
-        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (run.max_steps); a "
-                                            "larger number on an existing run trains it further."),
-        minutes: Optional[float] = typer.Option(None, "--minutes", min=0.001, help="Time budget in minutes "
-                                                "(run.time_budget_s; schedules follow the elapsed time)."),
+        steps: Optional[int] = STEPS,
+        minutes: Optional[float] = MINUTES,
         downscale: Optional[float] = typer.Option(None, "--downscale", min=1.0, help="Divide image sizes by this "
                                                   "(data.downscale)."),
-        device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available), cpu or cuda."),
-        seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (run.seed)."),
-        threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (run.threads)."),
-        set_: list[str] = typer.Option([], "--set", help="Set any config field: --set NAME=VALUE with a dotted "
-                                       "name (listed below); the value is JSON when it parses, else a string. "
-                                       "Repeatable."),
+        device: Optional[str] = DEVICE,
+        seed: Optional[int] = SEED,
+        threads: Optional[int] = THREADS,
+        set_: list[str] = SET,
         eval_views: int = typer.Option(0, "--eval-views", min=0, help="After training, evaluate this many test "
                                        "views, evenly spaced (0: skip)."),
-        progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+        progress: bool = PROGRESS,
     ) -> None:
         """Train on DATA; writes run.json, the checkpoint, log.jsonl and training.png to the run folder.
         Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
