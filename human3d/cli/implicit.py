@@ -9,8 +9,10 @@ from typing import Optional
 
 import typer
 
-from human3d.cli.runner import command, say
-from human3d.cli.scene import config_epilog, train_overrides
+from human3d.cli.runner import check_output_dir, check_output_file, command, say
+from human3d.cli.scene import (
+    DEVICE, MINUTES, PROGRESS, SEED, SET, STEPS, THREADS, config_epilog, train_overrides,
+)  # fmt: skip
 from human3d.implicit.trainer import PRESETS, SurfaceFitConfig, SurfaceFitTrainer, compare_meshes, preset
 
 app = typer.Typer(
@@ -29,20 +31,21 @@ def fit(
     preset_name: Optional[str] = typer.Option(None, "--preset", help=f"Config preset: {', '.join(sorted(PRESETS))}."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Run folder (default runs/implicit-<input>); an "
                                        "existing run there is resumed."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (run.max_steps)."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.001, help="Time budget (run.time_budget_s)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (run.seed)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (run.threads)."),
-    set_: list[str] = typer.Option([], "--set", help="Set any config field: --set NAME=VALUE (listed below)."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    steps: Optional[int] = STEPS,
+    minutes: Optional[float] = MINUTES,
+    device: Optional[str] = DEVICE,
+    seed: Optional[int] = SEED,
+    threads: Optional[int] = THREADS,
+    set_: list[str] = SET,
+    progress: bool = PROGRESS,
 ) -> None:
     """Fit a signed distance field to DATA; writes the run folder, mesh.obj (input units) and turntable.png.
     Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
-    over = train_overrides(set_, steps, minutes, None, None, seed, threads)
+    over = train_overrides(set_, steps, minutes, None, device, seed, threads)
     if method is not None:
         over["method"] = method
     config = preset(preset_name) if preset_name is not None else None
-    run = out if out is not None else Path("runs") / f"implicit-{Path(data).stem}"
+    run = check_output_dir(out if out is not None else Path("runs") / f"implicit-{Path(data).stem}")
     trainer = SurfaceFitTrainer(run, data, config=config, overrides=over)
     if trainer.resumed:
         say(f"resuming '{run}' at step {trainer.step}")
@@ -62,6 +65,7 @@ def mesh(
     """Extract the zero level set as a mesh in the input's units (normals from the field's gradient)."""
     from human3d.implicit.io import write_mesh
 
+    check_output_file(out, suffixes=(".obj", ".ply", ".off", ".stl", ".glb"))
     m = SurfaceFitTrainer.from_run(run).extract(resolution, "dense" if dense else "mise")
     write_mesh(out, m.vertices, m.faces, m.normals)
     say(f"wrote {out} ({len(m.vertices)} vertices, {len(m.faces)} faces, {m.n_evaluations} field evaluations)")

@@ -37,3 +37,5 @@ def test_bad_input_exit_code(tmp_path):
     assert res.exit_code == 2 and "does not exist" in res.output
     res = CliRunner().invoke(app, ["implicit", "mesh", str(tmp_path / "nope")])
     assert res.exit_code == 2
+    res = CliRunner().invoke(app, ["implicit", "mesh", str(tmp_path / "nope"), "--out", str(tmp_path / "m.png")])
+    assert res.exit_code == 2 and "--out" in res.output
