@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from human3d.cli.runner import command, say
-from human3d.cli.scene import config_epilog, train_overrides
+from human3d.cli.scene import DEVICE, MINUTES, PROGRESS, SEED, SET, STEPS, THREADS, config_epilog, train_overrides
 
 app = typer.Typer(help="2D pose heatmap networks (SimpleBaseline, CPM) trained on synthetic humans.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)  # fmt: skip
@@ -37,18 +37,15 @@ def train(
                                          "cpm (multi-stage network), full (longer, data refreshed on the fly)."),
     data: Optional[Path] = typer.Option(None, "--data", help="Train on a fixed COCO folder written by `human3d synth "
                                         "make` instead of rendering a synthetic pool."),
-    steps: Optional[int] = typer.Option(None, "--steps", min=1, help="Training steps (run.max_steps); a larger "
-                                        "number on an existing run trains it further."),
-    minutes: Optional[float] = typer.Option(None, "--minutes", min=0.001, help="Time budget in minutes "
-                                            "(run.time_budget_s)."),
-    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when available), cpu or cuda."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Random seed (run.seed)."),
-    threads: Optional[int] = typer.Option(None, "--threads", min=1, help="torch CPU threads (run.threads)."),
-    set_: list[str] = typer.Option([], "--set", help="Set any config field: --set NAME=VALUE with a dotted name "
-                                   "(listed below); the value is JSON when it parses, else a string. Repeatable."),
+    steps: Optional[int] = STEPS,
+    minutes: Optional[float] = MINUTES,
+    device: Optional[str] = DEVICE,
+    seed: Optional[int] = SEED,
+    threads: Optional[int] = THREADS,
+    set_: list[str] = SET,
     evaluate: bool = typer.Option(True, "--eval/--no-eval", help="Evaluate on the held-out synthetic set after "
                                   "training."),
-    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show a progress bar."),
+    progress: bool = PROGRESS,
 ) -> None:
     """Train a heatmap network; writes run.json, the checkpoint, log.jsonl, training.png and eval/metrics.json to
     the run folder. Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
