@@ -83,7 +83,13 @@ def configure_warp(path=None) -> Path | None:
         folder.mkdir(parents=True, exist_ok=True)
         warp.config.kernel_cache_dir = str(folder)
         warp.config.log_level = max(warp.config.log_level, warp.LOG_WARNING)  # no greeting / per-module lines
-        warp.init()
+        warp.config.quiet = True  # no initialisation banner
+        from human3d.io_utils import filtered_stderr
+
+        # warp's native init fprintf's "Warp CUDA warning: Could not find or load the NVIDIA CUDA driver" on every
+        # CPU-only machine; CPU commands do not need CUDA (Anny falls back to CPU skinning), so drop that line
+        with filtered_stderr(drop=("Could not find or load the NVIDIA CUDA driver",)):
+            warp.init()
     return Path(warp.config.kernel_cache_dir)
 
 
