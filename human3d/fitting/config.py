@@ -60,7 +60,12 @@ class SMPLifyConfig(Config):
 
     optimizer: str = "adam"
     """``"adam"`` (default: fixed, cheap iterations, per-iteration annealing) or ``"lbfgs"`` (strong-Wolfe line
-    search; each stage is split into ``len(pose_prior_weights)`` sub-stages with constant weights)."""
+    search; each stage is split into ``len(pose_prior_weights)`` sub-stages with constant weights) or ``"lgd"``
+    (learned gradient descent, :mod:`human3d.fitting.lgd`: stage 2 is the network's few learned updates; Anny,
+    COCO-17 keypoints, identity extrinsics)."""
+
+    lgd_weights: str | None = None
+    """``optimizer="lgd"``: the network's safetensors file (None: the shipped ``human3d/fitting/weights/anny_lgd``)."""
 
     camera_iters: int = 40
     """Iterations of stage 1 (camera translation and global orientation on the torso). Stage 1 uses the model's
@@ -204,8 +209,8 @@ class SMPLifyConfig(Config):
             raise InvalidInputError(
                 f"silhouette_weight: expected a non-negative number, got {self.silhouette_weight!r}"
             )
-        if self.optimizer not in ("adam", "lbfgs"):
-            raise InvalidInputError(f"optimizer: expected 'adam' or 'lbfgs', got {self.optimizer!r}")
+        if self.optimizer not in ("adam", "lbfgs", "lgd"):
+            raise InvalidInputError(f"optimizer: expected 'adam', 'lbfgs' or 'lgd', got {self.optimizer!r}")
         for name in ("camera_iters", "body_iters", "min_keypoints", "restarts"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 0:

@@ -54,7 +54,8 @@ from human3d.fitting.inputs import FitInputs, prepare_inputs
 from human3d.fitting.losses import reprojection_error_px
 from human3d.fitting.optim import Progress
 from human3d.fitting.priors import make_pose_term, pose_space
-from human3d.fitting.stages import FitState, init_camera, make_problem, restart_poses, select, stage_body, stage_rigid
+from human3d.fitting.stages import (FitState, init_camera, make_problem, restart_poses, score, select, stage_body,
+                                    stage_rigid)
 from human3d.geometry.cameras import project_points
 
 __all__ = ["smplify", "SMPLifyResult", "ANNY_FIT_RANGES"]
@@ -165,7 +166,14 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> tuple[
     bar = Progress(progress, cfg.camera_iters + cfg.body_iters)
     pb = make_problem(model, inputs.subset(idx), term, cfg, bar)
     rigid = stage_rigid(pb, *init_camera(pb))
-    runs = [stage_body(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
+    if cfg.optimizer == "lgd":  # learned gradient descent replaces stage 2's iterations
+        from human3d.fitting.lgd import check_model, load_lgd, stage_lgd
+
+        net = load_lgd(cfg.lgd_weights).to(inputs.K.device)
+        check_model(net, pb)
+        runs = [stage_lgd(pb, rigid, g, net, lambda p, g_, z: score(pb, p, g_, z)) for g in restart_poses(pb, cfg.restarts)]
+    else:
+        runs = [stage_body(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
     bar.close()
     return idx, rigid, select(runs)
 

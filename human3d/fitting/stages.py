@@ -29,7 +29,7 @@ from human3d.fitting.silhouette import SilhouetteTerm
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["ShapeMap", "FitProblem", "FitState", "make_problem", "init_camera", "stage_rigid", "stage_body",
-           "restart_poses", "perturbed_starts", "select"]  # fmt: skip
+           "restart_poses", "perturbed_starts", "select", "stage2_weights", "score"]  # fmt: skip
 
 _TORSO = ("left_shoulder", "right_shoulder", "left_hip", "right_hip", "neck", "mid_hip")
 _FACE = ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
@@ -203,10 +203,7 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
     zz = pb.z0.clone().requires_grad_(cfg.optimize_shape)
     variables = [pose_var, dg, tr] + ([zz] if cfg.optimize_shape else [])
     prior_sched = cfg.prior_weights(term.name if term is not None else "none")
-    w = Weights(sigma=(cfg.robust_sigma_start, cfg.robust_sigma),
-                pose_prior=cfg.latent_weights if lat is not None else prior_sched,
-                shape=cfg.shape_weights if cfg.optimize_shape else None, angle_limit=cfg.angle_limit_weight,
-                silhouette=cfg.silhouette_weight, silhouette_start=cfg.silhouette_start)  # fmt: skip
+    w = stage2_weights(cfg, prior_sched, lat is not None)
     evals = [0]
 
     def assemble():
@@ -236,6 +233,30 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
     # restarts are ranked by the data term plus the prior at a fixed (mid-schedule) weight
     return FitState(final, start.R_body, start.flipped, e_final, data + cfg.restart_prior_weight * prior_e,
                     its, evals[0], history)  # fmt: skip
+
+
+def stage2_weights(cfg: SMPLifyConfig, prior_sched: tuple[float, ...], latent: bool) -> Weights:
+    """Stage 2's energy weights and schedules (``latent``: the prior is a VAE latent's ``|z|^2``)."""
+    return Weights(sigma=(cfg.robust_sigma_start, cfg.robust_sigma),
+                   pose_prior=cfg.latent_weights if latent else prior_sched,
+                   shape=cfg.shape_weights if cfg.optimize_shape else None, angle_limit=cfg.angle_limit_weight,
+                   silhouette=cfg.silhouette_weight, silhouette_start=cfg.silhouette_start)  # fmt: skip
+
+
+def score(pb: FitProblem, params: dict[str, torch.Tensor], groups: torch.Tensor, z: torch.Tensor):
+    """Stage 2's energy at its end (``t = 1``; the prior on the pose groups) of given parameters ->
+    ``(total, rank)`` ``[B]`` as :func:`stage_body` reports them, so that runs of other optimisers compare."""
+    cfg, inp, term = pb.cfg, pb.inputs, pb.term
+    w = stage2_weights(cfg, cfg.prior_weights(term.name if term is not None else "none"), False)
+    verts = None
+    if pb.silhouette is None:
+        X = pb.kp_fn(params)[inp.skeleton]
+    else:
+        out = pb.model(params, validate=False)
+        X, verts = out.keypoints[inp.skeleton], out.vertices
+    total, data, prior_e = body_energy(X, inp.K, inp.world_to_camera, inp.keypoints, pb.scale, groups,
+                                       params["body_pose"], z, None, pb.space, term, w, 1.0, pb.silhouette, verts)  # fmt: skip
+    return total, data + cfg.restart_prior_weight * prior_e
 
 
 def restart_poses(pb: FitProblem, n: int) -> list[torch.Tensor]:

@@ -1,0 +1,133 @@
+"""Benchmark learned fitting against SMPLify: PA-MPJPE (mean, median, worst, share above 150 mm) and seconds per
+person at batch ``--n`` on held-out synthetic people (Anny; mocap clips held out of every training set, random
+shapes and yaw, 2 px noise, 20 % dropped keypoints; COCO-17).
+
+    python tools/bench/hmr.py [--n 32] [--seeds 0,1] [--clips 131_03|holdout] [--threads 1] [--json FILE]
+
+Rows (all after SMPLify's stage 1, 40 rigid iterations):
+
+* ``adam (default)``: SMPLify stage 2, Adam, ``body_iters`` 60 (the default);
+* ``adam (4 it)``: the same at 4 iterations (LGD's count of updates: equal iterations);
+* ``adam (equal time)``: as many iterations as fit into LGD's measured time per person;
+* ``gd (4 steps)``: plain gradient descent on the reprojection energy, 4 steps (best of a step-size grid);
+* ``lgd (4 stages)``: the shipped learned-gradient-descent network (``optimizer="lgd"``).
+
+Times are process-CPU seconds per person (the fair measure on a shared machine) at batch ``--n``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+import torch  # noqa: E402
+
+from human3d.body import load_body_model  # noqa: E402
+from human3d.fitting import SMPLifyConfig, smplify  # noqa: E402
+from human3d.fitting.inputs import prepare_inputs  # noqa: E402
+from human3d.fitting.lgd import gradient_descent  # noqa: E402
+from human3d.fitting.optim import Progress  # noqa: E402
+from human3d.fitting.stages import init_camera, make_problem, restart_poses, stage_rigid  # noqa: E402
+from human3d.fitting.synthetic import DEFAULT_CLIPS, make_synthetic_set  # noqa: E402
+from human3d.metrics import pa_mpjpe  # noqa: E402
+
+
+def clip_sets(spec: str):
+    from human3d.motion.mocap import HOLDOUT, list_clips
+
+    if spec == "holdout":
+        names = [c.name for c in list_clips(include_eval=False, include_deepmimic=True) if c.name in HOLDOUT]
+    else:
+        names = [c.strip() for c in spec.split(",") if c.strip()]
+    return [(n, DEFAULT_CLIPS if n == "131_03" else (n,)) for n in names]
+
+
+def cpu_timed(fn):
+    c = time.process_time()
+    out = fn()
+    return out, time.process_time() - c
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--n", type=int, default=32, help="persons per synthetic set (the batch)")
+    ap.add_argument("--seeds", default="0,1", help="comma-separated seeds of the synthetic sets")
+    ap.add_argument("--clips", default="131_03", help="held-out clip names, or 'holdout' (every HOLDOUT clip)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--prior", default="simple", help="pose prior of the SMPLify rows (and LGD's energy)")
+    ap.add_argument("--json", help="also write per-person PA-MPJPE per row to this file")
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    model = load_body_model("anny")
+    rows: dict[str, list[float]] = {}
+    secs: dict[str, float] = {}
+    count = 0
+
+    def add(name, params, seconds, gt):
+        with torch.no_grad():
+            e = pa_mpjpe(model(params).keypoints["coco17"], gt) * 1000
+        rows.setdefault(name, []).extend(e.tolist())
+        secs[name] = secs.get(name, 0.0) + seconds
+
+    for clip_name, clips in clip_sets(a.clips):
+        for seed in [int(s) for s in a.seeds.split(",")]:
+            syn = make_synthetic_set(model, a.n, seed=seed, clips=clips)
+            kp, K, gt = syn.keypoints2d, syn.K, syn.keypoints3d
+            count += a.n
+            fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, **kw)  # noqa: E731
+            lgd, t_lgd = cpu_timed(lambda: fit(optimizer="lgd"))
+            add("lgd (4 stages)", lgd.params, t_lgd, gt)
+            r, t60 = cpu_timed(lambda: fit())
+            add("adam (default)", r.params, t60, gt)
+            r, t4 = cpu_timed(lambda: fit(body_iters=4))
+            add("adam (4 it)", r.params, t4, gt)
+            # equal time: Adam's per-iteration cost from the two runs above, iterations that fit into LGD's time
+            per_it = max((t60 - t4) / 56, 1e-6)
+            iters = max(1, 4 + round((t_lgd - t4) / per_it))
+            r, t = cpu_timed(lambda: fit(body_iters=iters))
+            add("adam (equal time)", r.params, t, gt)
+            rows.setdefault("_equal_time_iters", []).append(iters)
+
+            cfg = SMPLifyConfig(threads=None)
+
+            def gd():
+                inputs = prepare_inputs(model, kp, K, "coco17", cfg)
+                pb = make_problem(model, inputs, None, cfg, Progress(False, 0))
+                rigid = stage_rigid(pb, *init_camera(pb))
+                g0 = restart_poses(pb, 1)[0]
+                best = None
+                for lr in (1e-4, 1e-3, 1e-2, 3e-2):
+                    p = gradient_descent(pb, rigid, g0, 4, lr).params(pb, rigid.R_body)
+                    with torch.no_grad():
+                        e = float(pa_mpjpe(model(p).keypoints["coco17"], gt).mean())
+                    if best is None or e < best[0]:
+                        best = (e, {k: v.detach() for k, v in p.items()})
+                return best[1]
+
+            p, t = cpu_timed(gd)
+            add("gd (4 steps)", p, t / 4, gt)  # the grid's four runs: one run's time
+            print(f"  {clip_name} seed {seed}: done", flush=True)
+    iters = rows.pop("_equal_time_iters")
+    print(f"\nAnny, {count} held-out people ({a.clips}), prior {a.prior}, batch {a.n}, {a.threads} thread(s); "
+          f"adam (equal time) ran {iters} stage-2 iterations")
+    print(f"{'method':22s} {'mean':>7s} {'median':>7s} {'worst':>7s} {'>150mm':>7s} {'s/person':>9s}")
+    out = {}
+    for name, v in rows.items():
+        x = torch.tensor(v)
+        share = float((x > 150).float().mean())
+        sp = secs[name] / count
+        print(f"{name:22s} {x.mean():7.1f} {x.median():7.1f} {x.max():7.1f} {share * 100:6.1f}% {sp:9.4f}")
+        out[name] = {"mean": float(x.mean()), "median": float(x.median()), "worst": float(x.max()),
+                     "share_above_150mm": share, "seconds_per_person": sp, "pa_mpjpe_mm": v}  # fmt: skip
+    if a.json:
+        Path(a.json).write_text(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
