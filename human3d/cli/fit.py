@@ -26,6 +26,7 @@ PriorName = Enum("PriorName", {n: n for n in PRIOR_KINDS}, type=str)
 class OptimizerName(str, Enum):
     adam = "adam"
     lbfgs = "lbfgs"
+    lgd = "lgd"
 
 
 @app.command()
@@ -46,7 +47,8 @@ def fit(
                                     "flow, for Anny and for SMPL-family models), simple (built-in diagonal "
                                     "Gaussian of mocap statistics), gaussian/vae/flow/diffusion/gan (shipped "
                                     "learned priors, for Anny and for SMPL/SMPL-H/SMPL-X body_pose) or none."),
-    optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default) or lbfgs."),
+    optimizer: OptimizerName = typer.Option(OptimizerName.adam, "--optimizer", help="adam (default), lbfgs or "
+                                            "lgd (learned gradient descent, human3d.fitting.lgd: Anny, COCO-17)."),
     iters: Optional[int] = typer.Option(None, "--iters", min=0, help="Full-body (stage 2) iterations "
                                         "(default from SMPLifyConfig)."),
     camera_iters: Optional[int] = typer.Option(None, "--camera-iters", min=0, help="Camera/orientation "
