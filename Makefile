@@ -5,6 +5,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+# BlazePose ships in mediapipe 0.10.14-0.10.21 only; --no-deps keeps jax / opencv-contrib / sounddevice out ([detect]).
+MEDIAPIPE_SPEC ?= mediapipe==0.10.21
 # Anny's one-off model build (~2 min, ~0.8 GB) and warp's kernel cache live in a folder the project controls.
 export ANNY_CACHE_DIR ?= $(CURDIR)/.cache/anny
 export WARP_CACHE_PATH ?= $(CURDIR)/.cache/warp
@@ -18,7 +20,8 @@ $(BIN)/.installed: pyproject.toml
 	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { apt-get update -qq && apt-get install -y -qq libusb-1.0-0; } || echo "warning: open3d needs libusb-1.0-0: apt-get install libusb-1.0-0"
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev]"
+	$(BIN)/python -m pip install -q -e ".[dev,detect]"
+	$(BIN)/python -m pip install -q --no-deps "$(MEDIAPIPE_SPEC)"
 	touch $@
 
 setup: $(BIN)/.installed

@@ -19,13 +19,13 @@ def filtered_stderr(drop: tuple[str, ...] = ()):
 
     @contextlib.contextmanager
     def _ctx():
+        fd = 2  # native code writes to descriptor 2 whatever sys.stderr is
         try:
-            fd = sys.stderr.fileno() if hasattr(sys.stderr, "fileno") else 2
-        except (OSError, ValueError):  # pytest capture and the like: no real descriptor to filter
+            sys.stderr.flush()
+            saved = os.dup(fd)
+        except (OSError, ValueError):  # no descriptor 2 to filter
             yield
             return
-        sys.stderr.flush()
-        saved = os.dup(fd)
         with tempfile.TemporaryFile(mode="w+b") as tmp:
             os.dup2(tmp.fileno(), fd)
             try:
@@ -38,7 +38,6 @@ def filtered_stderr(drop: tuple[str, ...] = ()):
                 text = tmp.read().decode("utf-8", "replace")
                 keep = [ln for ln in text.splitlines(keepends=True) if not any(d in ln for d in drop)]
                 if keep:
-                    sys.stderr.write("".join(keep))
-                    sys.stderr.flush()
+                    os.write(fd, "".join(keep).encode("utf-8", "replace"))
 
     return _ctx()

@@ -33,6 +33,7 @@ def _main(debug: bool = typer.Option(False, "--debug", help="Show the traceback 
 app.add_typer(body_cli.app, name="body")
 app.command("demo", help=body_cli.demo.__doc__)(body_cli.demo)
 app.command("fit", help=fit_cli.fit.__doc__)(command(fit_cli.fit))
+app.command("detect", help=__import__("human3d.cli.detect", fromlist=["detect"]).detect.__doc__)(__import__("human3d.cli.detect", fromlist=["detect"]).detect)
 app.add_typer(nerf_cli.app, name="nerf")
 app.add_typer(splat_cli.app, name="splat")
 app.add_typer(__import__("human3d.cli.synth", fromlist=["app"]).app, name="synth")
