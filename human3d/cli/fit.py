@@ -35,7 +35,8 @@ def fit(
                                   "keypoints come from --keypoints, or from NAME.json / NAME_keypoints.json beside it."),
     keypoints: Optional[Path] = typer.Option(None, "--keypoints", "-k", help="Keypoint file: OpenPose JSON "
                                              "(BODY_25 or COCO-18) or COCO keypoint JSON (matched by file_name), "
-                                             "or a folder of them. Default: a JSON beside each image."),
+                                             "or a folder of them. Default: a JSON beside each image, else "
+                                             "the shipped detector (see human3d detect) on the bare photo."),
     model: ModelName = typer.Option("anny", "--model", "-m", help="Body model: anny (embedded) or "
                                     "smpl/smplh/smplx (needs --model-path)."),
     model_path: Optional[Path] = typer.Option(None, "--model-path", help="SMPL-family model file or folder "
@@ -81,7 +82,8 @@ def fit(
         cfg = SMPLifyConfig().replace(**changes)
         run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
-                         gender=gender, log=None if quiet else console.print, device=device)  # fmt: skip
+                         gender=gender, log=None if quiet else console.print, device=device,
+                         detector=_detector(quiet) if keypoints is None else None)  # fmt: skip
     except Human3DError as e:
         console.print(f"[red]Error:[/red] {e}")
         raise typer.Exit(code=2) from None
@@ -99,6 +101,13 @@ def fit(
     console.print(msg + f" -> {run.out_dir / 'summary.json'}")
     if s["persons_fitted"] == 0:
         raise typer.Exit(code=1)
+
+
+def _detector(quiet: bool):
+    """Keypoints for bare photos: the JSON beside an image where there is one, else the shipped detector's."""
+    from human3d.pose2d.detect import keypoints_or_detect
+
+    return lambda images: keypoints_or_detect(images, progress=not quiet)
 
 
 def main() -> None:  # pragma: no cover

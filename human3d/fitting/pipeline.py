@@ -90,6 +90,7 @@ def fit_images(
     gender: str = "neutral",
     log=print,
     device: str = "cpu",
+    detector=None,
 ) -> FitRun:
     """Fit all persons of ``images`` (file or folder) with ``keypoints`` (see :mod:`human3d.data.keypoints`).
 
@@ -104,6 +105,9 @@ def fit_images(
         log: a ``print``-like function for short status lines (None: silent).
         device: where to fit when ``model`` is a family name: "cpu" (default), "cuda" or "auto" (CUDA when
             available). Outputs are the same on either (checked on an H200 for the SMPL family).
+        detector: with ``keypoints`` None, a callable ``images -> list[KeypointImage]`` that supplies keypoints
+            (``human3d fit`` passes :func:`human3d.pose2d.detect.keypoints_or_detect`: the JSON beside an image where
+            there is one, the shipped detector's for bare photos); None: JSON files beside the images only.
     Returns:
         :class:`FitRun`. Raises :class:`~human3d.errors.DatasetError` for unusable top-level inputs (missing paths,
         a malformed single keypoint file); per-image/per-person problems are recorded in the summary instead.
@@ -115,7 +119,7 @@ def fit_images(
     log = log or (lambda *a, **k: None)
     out_dir = Path(out_dir)
     cfg = config or SMPLifyConfig()
-    items = load_keypoint_inputs(images, keypoints)
+    items = detector(images) if keypoints is None and detector is not None else load_keypoint_inputs(images, keypoints)
     if isinstance(model, str):
         from generative.training import select_device as resolve_device
 
