@@ -252,10 +252,12 @@ def _write_overlays(records, per_image, owners, res, out, faces, out_dir, progre
         folder = out_dir / rec["name"]
         f = rec["focal_px"]
         K = make_intrinsics(f, f, W / 2.0, H / 2.0)
+        ov = None
         for b in bs:
             cam = Cameras(K, torch.eye(4)[None], W, H)
             entry = next(e for e in rec["people"] if e["index"] == owners[b][1].index)
             try:
+                ov = None
                 ov = render_overlay(img, out.vertices[b].float(), faces, cam, keypoints=res.target[b].cpu(),
                                     model_keypoints=out.keypoints[res.skeleton][b].float())  # fmt: skip
                 p = save_png(folder / f"person_{owners[b][1].index:02d}_overlay.png", ov)
@@ -263,6 +265,10 @@ def _write_overlays(records, per_image, owners, res, out, faces, out_dir, progre
             except (Human3DError, OSError, ValueError, RuntimeError) as e:
                 entry["output_error"] = f"overlay: {type(e).__name__}: {e}"
         try:
+            if len(bs) == 1 and ov is not None:  # one person: the same picture, no second render
+                p = save_png(folder / "overlay.png", ov)
+                rec["overlay"] = str(p.relative_to(out_dir))
+                continue
             verts, fc = _merge_meshes([out.vertices[b].float() for b in bs], faces)
             cam = Cameras(K, torch.eye(4)[None], W, H)
             ov = render_overlay(img, verts, fc, cam)
