@@ -15,6 +15,11 @@ Every person is cropped at its ground-truth box (top-down evaluation: no detecto
   (the mini set has no head boxes).
 
 Throughput: people per second for crop + network + that decoder, one batch of all the set's people.
+
+The mediapipe row (the shipped detector for real photos, ``human3d.pose2d.detect``): BlazePose on a square crop
+of side 1.5 x the same box's longer side (COCO: the annotated box; MPII: the tight joint box), one person per call,
+so people/s counts one call each. Then, on COCO mini, the whole-image search (erase-and-repeat + windows, no boxes
+given): how many labelled people it finds (OKS > 0.5 with some detection) and images/s.
 """
 
 from __future__ import annotations
@@ -145,8 +150,64 @@ def main() -> None:
         for d in DECODERS:
             extra = " ".join(f"{k} {v:.3f}" for k, v in row[d].items() if k not in ("pck@0.2", "people_per_s"))
             print(f"  {d:12s} PCK@0.2 {row[d]['pck@0.2']:.3f}  {extra}  ({row[d]['people_per_s']:.0f} people/s)")
+    mediapipe_rows(sets, mpii_extra, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+
+
+def mediapipe_rows(sets, mpii_extra, results) -> None:
+    """The shipped detector on the real sets (top-down at the boxes), and its whole-image search on COCO mini."""
+    from human3d.pose2d.detect import Detector
+    from human3d.pose2d.mediapipe_backend import mediapipe_status
+    from human3d.pose2d.metrics import bbox_size, oks, oks_ap, pck
+
+    ok, why = mediapipe_status()
+    if not ok:
+        print(f"\nmediapipe: skipped ({why})")
+        return
+    print("\nmediapipe BlazePose (model_complexity=1), crops at 1.5 x the box")
+    with Detector("mediapipe", "coco17") as det:
+        for name, pool in sets.items():
+            if name.startswith("synthetic"):
+                continue
+            is_mpii = name.startswith("MPII")
+            boxes = mpii_extra[0] if is_mpii else pool.boxes
+            t0, preds = time.perf_counter(), []
+            for m in range(len(pool)):
+                rgb = pool.images[int(pool.image_index[m])].numpy()
+                people = det.detect(rgb, boxes=[boxes[m].tolist()])
+                preds.append(torch.from_numpy(people[0].keypoints[:, :2]) if people else torch.zeros(17, 2))
+            rate = len(pool) / (time.perf_counter() - t0)
+            p = torch.stack(preds)
+            gt, vis = pool.keypoints[..., :2], pool.keypoints[..., 2]
+            r = {"pck@0.2": pck(p, gt, vis, bbox_size(boxes), 0.2), "people_per_s": rate}
+            if is_mpii:
+                r["pckh@0.5"] = pck(p, gt, vis, mpii_extra[1], 0.5)
+            else:
+                gts = [{"image_id": int(pool.image_index[m]), "keypoints": gt[m].numpy(), "visible": vis[m].numpy(),
+                        "area": float(pool.areas[m]), "bbox": pool.boxes[m].tolist()} for m in range(len(pool))]  # fmt: skip
+                dets = [{"image_id": int(pool.image_index[m]), "keypoints": p[m].numpy(), "score": 1.0}
+                        for m in range(len(pool))]  # fmt: skip
+                r["oks_ap"] = oks_ap(dets, gts)["AP"]
+            results.setdefault(name, {})["mediapipe"] = r
+            extra = " ".join(f"{k} {v:.3f}" for k, v in r.items() if k not in ("pck@0.2", "people_per_s"))
+            print(f"  {name:28s} PCK@0.2 {r['pck@0.2']:.3f}  {extra}  ({rate:.1f} people/s)")
+        pool = sets.get("COCO mini (real)")
+        if pool is None:
+            return
+        t0, found, total = time.perf_counter(), 0, 0
+        n_img = int(pool.image_index.max()) + 1
+        for i in range(n_img):
+            people = det.detect(pool.images[i].numpy())
+            for m in (m for m in range(len(pool)) if int(pool.image_index[m]) == i):
+                total += 1
+                g = pool.keypoints[m : m + 1]
+                best = max((float(oks(torch.from_numpy(q.keypoints[None, :, :2]), g[..., :2], g[..., 2],
+                                      pool.areas[m : m + 1]).reshape(-1)[0]) for q in people), default=0.0)  # fmt: skip
+                found += best > 0.5
+        rate = n_img / (time.perf_counter() - t0)
+        results["COCO mini (real)"]["mediapipe_whole_image"] = {"found": found, "labelled": total, "images_per_s": rate}
+        print(f"  whole-image search on COCO mini: {found}/{total} labelled people found (OKS > 0.5), {rate:.2f} images/s")
 
 
 if __name__ == "__main__":
