@@ -20,7 +20,7 @@ $(BIN)/.installed: pyproject.toml
 	@ldconfig -p 2>/dev/null | grep -q libusb-1.0 || { apt-get update -qq && apt-get install -y -qq libusb-1.0-0; } || echo "warning: open3d needs libusb-1.0-0: apt-get install libusb-1.0-0"
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q -e ".[dev,detect]"
+	$(BIN)/python -m pip install -q -e ".[dev,detect,sfm]"
 	$(BIN)/python -m pip install -q --no-deps "$(MEDIAPIPE_SPEC)"
 	touch $@
 

@@ -25,6 +25,7 @@ ALLOWED = {
     "fitting": {"body", "config", "data", "geometry", "motion", "plots", "render"},
     "synth": {"body", "fitting", "geometry", "motion", "render", "data"},
     "pose2d": {"train", "config", "synth", "geometry", "metrics", "data", "body"},
+    "dvr": {"train", "config", "fields", "geometry", "data", "metrics", "implicit", "render", "body"},
     "hmr": {"train", "config", "fitting", "synth", "body", "geometry", "metrics", "data", "motion", "render", "plots"},
 }  # fmt: skip
 
