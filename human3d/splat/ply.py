@@ -1,6 +1,7 @@
 """The standard 3D Gaussian splatting ``.ply`` format (Inria 3DGS; read by common splat viewers).
 
-Binary little-endian, one ``vertex`` element with float32 properties, in this order::
+Written as binary little-endian (what the reference code and viewers read), one ``vertex`` element with float32
+properties, in this order::
 
     x y z nx ny nz f_dc_0..2 f_rest_0..(3(K-1)-1) opacity scale_0..2 rot_0..3
 
@@ -8,6 +9,9 @@ Values are stored *before* activation, as the reference implementation: ``opacit
 are log standard deviations, ``rot_*`` an unnormalised WXYZ quaternion, ``f_dc``/``f_rest`` SH coefficients.
 ``f_rest`` is channel-major: property ``f_rest_{c * (K - 1) + k}`` holds channel c of the (k+1)-th SH basis
 (the reference's ``features_rest.transpose(1, 2).flatten(1)``). Normals are written as zeros and ignored.
+
+:func:`load_ply` also reads ``ascii`` and ``binary_big_endian`` files (many tools write ASCII PLY), any numeric
+property types, property orders and extra properties; only the names above matter.
 """
 
 from __future__ import annotations
@@ -22,6 +26,8 @@ from human3d.io_utils import atomic_path
 from human3d.splat.gaussians import Gaussians
 
 __all__ = ["save_ply", "load_ply", "ply_attribute_names"]
+
+_FORMATS = ("binary_little_endian", "binary_big_endian", "ascii")
 
 _PLY_TYPES = {
     "char": "i1", "int8": "i1", "uchar": "u1", "uint8": "u1",
@@ -94,35 +100,66 @@ def _read_header(f, path: Path):
             if len(parts) != 3 or parts[1] not in _PLY_TYPES:
                 raise ModelFileError(f"splat file '{path}': unsupported property line {line.strip()!r}")
             elements[-1][2].append((parts[2], _PLY_TYPES[parts[1]]))
-    if fmt != "binary_little_endian":
-        raise ModelFileError(f"splat file '{path}': format '{fmt}' is not supported (expected binary_little_endian)")
-    return elements
+    if fmt not in _FORMATS:
+        raise ModelFileError(f"splat file '{path}': format '{fmt}' is not a PLY format (expected one of {_FORMATS})")
+    return fmt, elements
 
 
-def load_ply(path, device=None) -> Gaussians:
-    """Read a standard 3DGS ``.ply`` into :class:`Gaussians`.
-
-    Raises :class:`~human3d.errors.ModelFileError` for a missing or unreadable file, a non-binary or truncated
-    file, missing properties (all are named), an f_rest count that is not 0, 9, 24 or 45, or NaN/inf values.
-    """
-    path = check_file(path, "splat file", (".ply",), error=ModelFileError)
-    with open(path, "rb") as f:
-        elements = _read_header(f, path)
-        offset = f.tell()
+def _read_vertex_binary(path: Path, offset: int, elements, byteorder: str) -> np.ndarray | None:
     raw = np.memmap(path, dtype=np.uint8, mode="r", offset=offset) if path.stat().st_size > offset else np.zeros(0, np.uint8)
     pos = 0
-    vertex = None
     for name, count, props in elements:
-        dtype = np.dtype([(p, "<" + t) for p, t in props])
+        dtype = np.dtype([(p, byteorder + t) for p, t in props])
         nbytes = dtype.itemsize * count
         if pos + nbytes > raw.size:
             raise ModelFileError(
                 f"splat file '{path}': truncated ({raw.size} data bytes, element '{name}' needs {pos + nbytes})"
             )
         if name == "vertex":
-            vertex = np.frombuffer(raw[pos : pos + nbytes].tobytes(), dtype=dtype, count=count)
-            break
+            return np.frombuffer(raw[pos : pos + nbytes].tobytes(), dtype=dtype, count=count).astype(dtype.newbyteorder("="))
         pos += nbytes
+    return None
+
+
+def _read_vertex_ascii(path: Path, offset: int, elements) -> np.ndarray | None:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        tokens = f.read().split()
+    pos = 0
+    for name, count, props in elements:
+        n = count * len(props)
+        if pos + n > len(tokens):
+            raise ModelFileError(
+                f"splat file '{path}': truncated ({len(tokens) - pos} values left, element '{name}' needs "
+                f"{count} rows x {len(props)} properties = {n})"
+            )
+        if name == "vertex":
+            try:
+                table = np.array(tokens[pos : pos + n], dtype=np.float64).reshape(count, len(props))
+            except ValueError as exc:
+                raise ModelFileError(f"splat file '{path}': non-numeric value in the vertex data ({exc})") from None
+            out = np.empty(count, dtype=[(p, t) for p, t in props])
+            for i, (p, _) in enumerate(props):
+                out[p] = table[:, i]
+            return out
+        pos += n
+    return None
+
+
+def load_ply(path, device=None) -> Gaussians:
+    """Read a standard 3DGS ``.ply`` (binary little/big-endian or ASCII) into :class:`Gaussians`.
+
+    Raises :class:`~human3d.errors.ModelFileError` for a missing or unreadable file, a truncated file, missing
+    properties (all are named), an f_rest count that is not 0, 9, 24 or 45, or NaN/inf values.
+    """
+    path = check_file(path, "splat file", (".ply",), error=ModelFileError)
+    with open(path, "rb") as f:
+        fmt, elements = _read_header(f, path)
+        offset = f.tell()
+    if fmt == "ascii":
+        vertex = _read_vertex_ascii(path, offset, elements)
+    else:
+        vertex = _read_vertex_binary(path, offset, elements, "<" if fmt == "binary_little_endian" else ">")
     if vertex is None:
         raise ModelFileError(f"splat file '{path}': no 'vertex' element")
     fields = set(vertex.dtype.names or ())

@@ -94,8 +94,8 @@ def test_bad_files(tmp_path):
     with pytest.raises(ModelFileError, match="not a PLY"):
         load_ply(tmp_path / "t.ply")
     names = ply_attribute_names(0)
-    _write_raw(tmp_path / "a.ply", names, np.ones((2, len(names)), np.float32), fmt="ascii")
-    with pytest.raises(ModelFileError, match="ascii"):
+    _write_raw(tmp_path / "a.ply", names, np.ones((2, len(names)), np.float32), fmt="binary_middle_endian")
+    with pytest.raises(ModelFileError, match="'binary_middle_endian' is not a PLY format"):
         load_ply(tmp_path / "a.ply")
     _write_raw(tmp_path / "tr.ply", names, np.ones((3, len(names)), np.float32))
     (tmp_path / "tr.ply").write_bytes((tmp_path / "tr.ply").read_bytes()[:-10])
