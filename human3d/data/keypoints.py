@@ -48,6 +48,7 @@ __all__ = [
     "read_keypoint_json",
     "load_keypoint_inputs",
     "load_image",
+    "check_image",
     "image_size",
     "exif_focal_px",
 ]
@@ -100,9 +101,29 @@ def _clean(kp: np.ndarray, where: str, warnings: list[str]) -> np.ndarray:
     return kp.astype(np.float32)
 
 
+def _kind(v) -> str:
+    """A short description of a JSON value for messages: ``a str ('abc')``, ``a list of 3``, ``null``."""
+    if v is None:
+        return "null"
+    if isinstance(v, (list, tuple)):
+        return f"a list of {len(v)}"
+    if isinstance(v, dict):
+        return f"an object with keys {sorted(map(str, v))[:6]}"
+    text = repr(v)
+    return f"a {type(v).__name__} ({text[:20] + '...' if len(text) > 20 else text})"
+
+
+def _is_number(v) -> bool:
+    return (isinstance(v, (int, float)) and not isinstance(v, bool)) or v is None
+
+
 def _flat_keypoints(values, where: str, sizes: tuple[int, ...]) -> np.ndarray:
-    if not isinstance(values, (list, tuple)) or not all(isinstance(v, (int, float)) or v is None for v in values):
-        raise DatasetError(f"{where}: expected a flat list of numbers, got {type(values).__name__}")
+    if not isinstance(values, (list, tuple)):
+        raise DatasetError(f"{where}: expected a flat list of numbers (x, y, c triples), found {_kind(values)}")
+    bad = next((i for i, v in enumerate(values) if not _is_number(v)), None)
+    if bad is not None:
+        raise DatasetError(f"{where}: expected a flat list of numbers (x, y, c triples), found {_kind(values[bad])} "
+                           f"at position {bad}")  # fmt: skip
     if len(values) not in sizes:
         raise DatasetError(f"{where}: expected {' or '.join(map(str, sizes))} values (x, y, c triples), got {len(values)}")
     arr = np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
@@ -139,33 +160,58 @@ def parse_coco(data, where: str = "COCO JSON", warnings: list[str] | None = None
     """
     warnings = [] if warnings is None else warnings
     if isinstance(data, list):
-        images, annotations = {}, data
+        images, annotations, item = [], data, "results list: item"
     elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
-        images = {}
-        for img in data.get("images", []) or []:
-            if isinstance(img, dict) and "id" in img:
-                images[img["id"]] = img
-        annotations = data["annotations"]
+        images, annotations, item = data.get("images") or [], data["annotations"], "annotations"
+        if not isinstance(images, list):
+            raise DatasetError(f"{where}: 'images' must be a list of objects, found {_kind(images)}")
     else:
-        raise DatasetError(f"{where}: not a COCO keypoint file (expected an 'annotations' list or a results list)")
+        found = _kind(data.get("annotations")) if isinstance(data, dict) and "annotations" in data else _kind(data)
+        raise DatasetError(f"{where}: not a COCO keypoint file (expected an object with an 'annotations' list, or a "
+                           f"results list [{{'image_id', 'keypoints', 'score'}}, ...]); found {found}")  # fmt: skip
     out: dict = {}
-    for img_id, img in images.items():
-        out[img_id] = {"file_name": img.get("file_name"), "width": img.get("width"), "height": img.get("height"),
-                       "people": []}  # fmt: skip
+    for n, img in enumerate(images):
+        if not isinstance(img, dict) or "id" not in img:
+            continue
+        img_id = _image_id(img["id"], f"{where}: images[{n}].id")
+        name = img.get("file_name")
+        if name is not None and not isinstance(name, str):
+            raise DatasetError(f"{where}: images[{n}].file_name: expected a string, found {_kind(name)}")
+        out[img_id] = {"file_name": name, "width": _size(img.get("width"), f"{where}: images[{n}].width"),
+                       "height": _size(img.get("height"), f"{where}: images[{n}].height"), "people": []}  # fmt: skip
     for n, ann in enumerate(annotations):
-        if not isinstance(ann, dict) or "image_id" not in ann:
-            raise DatasetError(f"{where}: annotations[{n}] has no 'image_id'")
+        if not isinstance(ann, dict):
+            raise DatasetError(f"{where}: {item}[{n}]: expected an object with 'image_id' and 'keypoints', found "
+                               f"{_kind(ann)}")  # fmt: skip
+        if "image_id" not in ann:
+            raise DatasetError(f"{where}: {item}[{n}] has no 'image_id' (found keys {sorted(map(str, ann))[:8]})")
         if "keypoints" not in ann or ann.get("iscrowd", 0):
             continue
-        entry = out.setdefault(ann["image_id"], {"file_name": None, "width": None, "height": None, "people": []})
-        raw = _flat_keypoints(ann["keypoints"], f"{where}: annotations[{n}].keypoints", (51,))
+        img_id = _image_id(ann["image_id"], f"{where}: {item}[{n}].image_id")
+        entry = out.setdefault(img_id, {"file_name": None, "width": None, "height": None, "people": []})
+        raw = _flat_keypoints(ann["keypoints"], f"{where}: {item}[{n}].keypoints", (51,))
         if isinstance(data, dict):  # visibility flags; results lists carry confidences already
             raw = _coco_visibility_to_conf(raw)
         kp = _clean(raw[None], f"{where}: annotation {ann.get('id', n)}", warnings)[0]
         bbox = ann.get("bbox")
-        bbox = tuple(float(b) for b in bbox) if isinstance(bbox, (list, tuple)) and len(bbox) == 4 else None
+        ok = isinstance(bbox, (list, tuple)) and len(bbox) == 4 and all(_is_number(b) and b is not None for b in bbox)
+        bbox = tuple(float(b) for b in bbox) if ok else None
         entry["people"].append(PersonKeypoints(kp, "coco17", len(entry["people"]), ann.get("id", n), bbox))
     return out
+
+
+def _image_id(v, where: str):
+    if isinstance(v, bool) or not isinstance(v, (int, str)):
+        raise DatasetError(f"{where}: expected an integer or string id, found {_kind(v)}")
+    return v
+
+
+def _size(v, where: str) -> int | None:
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0 or v != int(v):
+        raise DatasetError(f"{where}: expected a positive whole number of pixels, found {_kind(v)}")
+    return int(v)
 
 
 def read_keypoint_json(path) -> tuple[str, object]:
@@ -208,6 +254,7 @@ def _from_coco(kind_data, json_path: Path, images: list[Path] | None) -> list[Ke
             out.append(KeypointImage(Path(name).stem, p, v["people"], v.get("width"), v.get("height"), json_path,
                                      warnings=list(warnings)))  # fmt: skip
         return out
+    keys = []
     for img in images:
         key = by_name.get(img.name)
         if key is None:
@@ -215,14 +262,38 @@ def _from_coco(kind_data, json_path: Path, images: list[Path] | None) -> list[Ke
             key = sid if sid in table else None
         if key is None and len(table) == 1 and len(images) == 1:
             key = next(iter(table))
+        keys.append(key)
+    held = _held(table)
+    unmatched = [img.name for img, k in zip(images, keys) if k is None]
+    if len(unmatched) == len(images):
+        raise DatasetError(
+            f"keypoints: '{json_path}' has no annotations for any of the {len(images)} image(s) given "
+            f"({_listing(unmatched)}); it holds {held}. Images are matched by file_name, or by an integer file "
+            "stem equal to image_id (000000000785.jpg -> 785)"
+        )
+    for img, key in zip(images, keys):
         if key is None:
             out.append(KeypointImage(img.stem, img, keypoint_file=json_path,
-                                     error=f"no keypoints for '{img.name}' in '{json_path}'"))  # fmt: skip
+                                     error=f"no annotations for '{img.name}' in '{json_path}' (it holds {held})"))  # fmt: skip
             continue
         v = table[key]
         out.append(KeypointImage(img.stem, img, v["people"], v.get("width"), v.get("height"), json_path,
                                  warnings=list(warnings)))  # fmt: skip
     return out
+
+
+def _listing(items, n: int = 8) -> str:
+    items = [str(i) for i in items]
+    return ", ".join(items[:n]) + (f", ... ({len(items)} in all)" if len(items) > n else "")
+
+
+def _held(table: dict) -> str:
+    """What a COCO table holds, for messages: its image ids and file names."""
+    if not table:
+        return "no annotated images"
+    names = [v["file_name"] for v in table.values() if v.get("file_name")]
+    text = f"image_id {_listing(table)}"
+    return text + (f" (file names {_listing(names, 4)})" if names else "")
 
 
 def _from_single(json_path: Path, image: Path | None, strict: bool) -> list[KeypointImage]:
@@ -248,7 +319,7 @@ def _beside(image: Path) -> Path | None:
 
 
 def load_keypoint_inputs(images, keypoints=None) -> list[KeypointImage]:
-    """Pair images with their keypoints.
+    """Pair images with their keypoints, and check every image file is a whole image.
 
     Args:
         images: an image file or a folder of images (``IMAGE_SUFFIXES``), or None to take everything from
@@ -256,11 +327,24 @@ def load_keypoint_inputs(images, keypoints=None) -> list[KeypointImage]:
         keypoints: a JSON file (OpenPose or COCO), a folder of OpenPose/COCO JSON files (``NAME.json`` or
             ``NAME_keypoints.json`` for image ``NAME.*``), or None to look beside each image.
     Returns:
-        one :class:`KeypointImage` per image, in sorted file order; unusable ones carry ``error``.
+        one :class:`KeypointImage` per image, in sorted file order; unusable ones carry ``error`` (e.g. the image
+        is an empty file or not an image; no annotations for it), a truncated image a ``warnings`` entry.
     Raises:
-        DatasetError: a path does not exist, a folder holds no images, or a single explicit keypoint file is
-            malformed (in folders, per-file problems are recorded instead).
+        DatasetError: a path does not exist, a folder holds no images, a single explicit keypoint file is
+            malformed (in folders, per-file problems are recorded instead), or a COCO file annotates none of the
+            images given (the message lists the images and the ids the file holds).
     """
+    items = _pair(images, keypoints)
+    for item in items:
+        if item.error is None and item.image_path is not None and item.image_path.exists():
+            try:
+                item.warnings.extend(check_image(item.image_path))
+            except DatasetError as e:
+                item.error = str(e)
+    return items
+
+
+def _pair(images, keypoints) -> list[KeypointImage]:
     img_list: list[Path] | None = None
     if images is not None:
         images = Path(images).expanduser()
@@ -319,29 +403,79 @@ def load_keypoint_inputs(images, keypoints=None) -> list[KeypointImage]:
 
 
 # ---- images ---------------------------------------------------------------------------------------------------------
-def load_image(path) -> np.ndarray:
-    """Read an image as uint8 RGB ``[H, W, 3]`` (EXIF orientation applied). Raises DatasetError if unreadable."""
-    from PIL import Image, ImageOps, UnidentifiedImageError
+def _unreadable(path: Path, e: Exception | None = None) -> DatasetError:
+    """The reason an image file cannot be used: missing, empty, not an image, or undecodable."""
+    if not path.exists():
+        return DatasetError(f"image '{path}' does not exist")
+    if path.is_dir():
+        return DatasetError(f"image '{path}' is a folder (expected an image file)")
+    size = path.stat().st_size
+    if size == 0:
+        return DatasetError(f"image '{path}': empty file (0 bytes; expected an image: {', '.join(IMAGE_SUFFIXES)})")
+    from PIL import UnidentifiedImageError
 
-    path = Path(path)
+    if isinstance(e, UnidentifiedImageError):
+        return DatasetError(f"image '{path}': not an image ({size} bytes in no image format Pillow reads; expected "
+                            f"{', '.join(IMAGE_SUFFIXES)})")  # fmt: skip
+    return DatasetError(f"image '{path}': cannot be decoded ({e})")
+
+
+def _decode(path: Path, warnings: list[str] | None, draft: bool = False):
+    """Open and fully decode ``path`` (PIL image, EXIF orientation applied). A truncated file is decoded as far as
+    it goes and ``"image '...': truncated, decoded partially"`` appended to ``warnings``."""
+    from PIL import Image, ImageFile, ImageOps
+
     try:
         with Image.open(path) as im:
-            im = ImageOps.exif_transpose(im)
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DatasetError(f"image: cannot read '{path}': {e}") from None
+            if draft and im.format == "JPEG":
+                im.draft("RGB", (max(1, im.width // 8), max(1, im.height // 8)))  # DCT scaling: reads every byte
+            try:
+                im.load()
+            except OSError as e:
+                if "truncated" not in str(e) and "broken data stream" not in str(e):
+                    raise
+                ImageFile.LOAD_TRUNCATED_IMAGES, before = True, ImageFile.LOAD_TRUNCATED_IMAGES
+                try:
+                    with Image.open(path) as again:
+                        if draft and again.format == "JPEG":
+                            again.draft("RGB", (max(1, again.width // 8), max(1, again.height // 8)))
+                        again.load()
+                        im = again.copy()
+                finally:
+                    ImageFile.LOAD_TRUNCATED_IMAGES = before
+                if warnings is not None:
+                    warnings.append(f"image '{path}': truncated, decoded partially ({e})")
+            return ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise _unreadable(path, e) from None
+
+
+def load_image(path, warnings: list[str] | None = None) -> np.ndarray:
+    """Read an image as uint8 RGB ``[H, W, 3]`` (EXIF orientation applied). Raises DatasetError naming the file and
+    why (does not exist, empty file, not an image); a truncated file is decoded partially with a warning."""
+    path = Path(path)
+    return np.asarray(_decode(path, warnings).convert("RGB"), dtype=np.uint8).copy()
+
+
+def check_image(path) -> list[str]:
+    """Decode ``path`` once (JPEGs at 1/8 scale) to check it is a whole image; return its warnings
+    (``"truncated, decoded partially"``). Raises DatasetError naming the file and why it is unusable."""
+    warnings: list[str] = []
+    _decode(Path(path), warnings, draft=True)
+    return warnings
 
 
 def image_size(path) -> tuple[int, int]:
     """``(width, height)`` of an image after EXIF orientation, without decoding pixels."""
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
 
+    path = Path(path)
     try:
         with Image.open(path) as im:
             w, h = im.size
             orient = im.getexif().get(0x0112, 1)
-    except (OSError, UnidentifiedImageError, ValueError) as e:
-        raise DatasetError(f"image: cannot read '{path}': {e}") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise _unreadable(path, e) from None
     return (h, w) if orient in (5, 6, 7, 8) else (w, h)
 
 
