@@ -82,7 +82,7 @@ def prepare_inputs(model, keypoints2d, camera, skeleton, cfg: SMPLifyConfig, ima
     if init is not None:
         full = model.validate_params({k: torch.as_tensor(v).to(device) for k, v in init.items()})
         init_full = {k: v.to(dtype) for k, v in full.items() if k in set(init)}
-    return FitInputs(kp, skeleton, K, w2c, sizes, masks, init_full, dropped, _skip_reasons(kp, cfg))
+    return FitInputs(kp, skeleton, K, w2c, sizes, masks, init_full, dropped, _skip_reasons(kp, cfg, kp_in, sizes))
 
 
 def _as_keypoints(keypoints2d, skeleton: str | None) -> tuple[torch.Tensor, str]:
@@ -150,13 +150,13 @@ def _clean_keypoints(kp, sizes, cfg: SMPLifyConfig):
     return kp, dropped.sum(-1)
 
 
-def _skip_reasons(kp, cfg: SMPLifyConfig) -> list[str | None]:
+def _skip_reasons(kp, cfg: SMPLifyConfig, kp_in=None, sizes=None) -> list[str | None]:
     n = (kp[..., 2] > 0).sum(-1)
     ext = keypoint_scale(kp, min_scale=0.0)
     out = []
     for b in range(kp.shape[0]):
         if int(n[b]) == 0:
-            out.append("no keypoints with confidence > 0")
+            out.append("no keypoints with confidence > 0" + _why_none(kp_in, sizes, b, cfg))
         elif int(n[b]) < cfg.min_keypoints:
             out.append(f"only {int(n[b])} keypoint(s) with confidence > 0 (need {cfg.min_keypoints})")
         elif float(ext[b]) < cfg.min_extent_px:
@@ -165,6 +165,26 @@ def _skip_reasons(kp, cfg: SMPLifyConfig) -> list[str | None]:
             out.append(None)
     return out
 
+
+
+def _why_none(kp_in, sizes, b: int, cfg: SMPLifyConfig) -> str:
+    """What the input held when no keypoint survived cleaning: keypoints outside the image, or NaN/inf ones."""
+    if kp_in is None:
+        return ""
+    raw = kp_in[b]
+    conf = torch.nan_to_num(raw[:, 2], nan=0.0, posinf=0.0, neginf=0.0)
+    finite = torch.isfinite(raw).all(-1)
+    n_bad = int((~finite & (torch.nan_to_num(raw[:, 2], nan=1.0) != 0)).sum())
+    n_out = int((finite & (conf > 0)).sum())
+    parts = []
+    if n_out and sizes is not None:
+        W, H = float(sizes[b, 0]), float(sizes[b, 1])
+        parts.append(f"{n_out} keypoint(s) with confidence up to {float(conf.max()):g} lie outside the {W:g}x{H:g} "
+                     f"image (expected u in [{-cfg.outside_margin * W:g}, {(1 + cfg.outside_margin) * W:g}], "
+                     f"v in [{-cfg.outside_margin * H:g}, {(1 + cfg.outside_margin) * H:g}])")  # fmt: skip
+    if n_bad:
+        parts.append(f"{n_bad} keypoint(s) have NaN/inf values")
+    return f" inside the image: {'; '.join(parts)}" if parts else ""
 
 
 def _check_masks(masks, B: int, sizes) -> tuple[list, list[bool]]:
