@@ -38,6 +38,8 @@ def read_points(path, n_mesh_samples: int = 100_000, seed: int = 0) -> tuple[np.
             raise DatasetError(f"points: '{p}' has {a.shape[1]} columns; expected 3 (x y z) or 6 (with normals)")
         pts, normals = a[:, :3], (a[:, 3:6] if a.shape[1] == 6 else None)
     else:
+        if p.suffix.lower() == ".ply":
+            _check_ascii_ply(p)
         try:
             geom = trimesh.load(p, process=False)
         except Exception as e:  # trimesh raises many types on bad files
@@ -49,13 +51,49 @@ def read_points(path, n_mesh_samples: int = 100_000, seed: int = 0) -> tuple[np.
         else:
             pts = np.asarray(getattr(geom, "vertices", np.zeros((0, 3))), np.float64)
             raw = geom.metadata.get("_ply_raw", {}).get("vertex", {}).get("data") if hasattr(geom, "metadata") else None
-            if raw is not None and all(k in raw.dtype.names for k in ("nx", "ny", "nz")):
-                normals = np.stack([raw["nx"], raw["ny"], raw["nz"]], 1).astype(np.float64)
+            # binary PLY: a structured array; ASCII PLY: a dict of columns (trimesh reads both)
+            names = getattr(getattr(raw, "dtype", None), "names", None) or (list(raw) if isinstance(raw, dict) else ())
+            if all(k in names for k in ("nx", "ny", "nz")):
+                normals = np.stack([np.asarray(raw[k]).reshape(-1) for k in ("nx", "ny", "nz")], 1).astype(np.float64)
     pts = _check_points(pts, f"points in '{p}'")
     if normals is not None:
         nrm = np.linalg.norm(normals, axis=1, keepdims=True)
         normals = None if not np.isfinite(normals).all() or (nrm < 1e-12).any() else normals / nrm
     return pts, normals
+
+
+def _check_ascii_ply(p: Path) -> None:
+    """trimesh reads a truncated ASCII PLY without complaint (or fails obscurely): check the rows first."""
+    elements: list[list] = []  # [name, rows, number of scalar properties, has a list property]
+    with open(p, "rb") as f:
+        if f.readline().strip() != b"ply":
+            return  # trimesh reports it
+        is_ascii = False
+        for line in f:
+            parts = line.split()
+            if parts[:1] == [b"format"]:
+                is_ascii = parts[1:2] == [b"ascii"]
+            elif parts[:1] == [b"element"] and len(parts) == 3 and parts[2].isdigit():
+                elements.append([parts[1].decode("ascii", "replace"), int(parts[2]), 0, False])
+            elif parts[:1] == [b"property"] and elements:
+                elements[-1][3 if parts[1:2] == [b"list"] else 2] += 1
+            elif parts[:1] == [b"end_header"]:
+                break
+        if not is_ascii:
+            return
+        rows = [ln.split() for ln in f if ln.strip()]
+    start = 0
+    for name, count, n_props, has_list in elements:
+        if len(rows) < start + count:
+            raise DatasetError(
+                f"points: '{p}' is truncated: element '{name}' needs {count} rows, {max(len(rows) - start, 0)} remain"
+            )
+        if not has_list:
+            short = [i for i in range(start, start + count) if len(rows[i]) != n_props]
+            if short:
+                raise DatasetError(f"points: '{p}' is truncated or malformed: row {short[0] - start} of element "
+                                   f"'{name}' has {len(rows[short[0]])} values, expected {n_props}")  # fmt: skip
+        start += count
 
 
 def write_mesh(path, vertices: np.ndarray, faces: np.ndarray, normals: np.ndarray | None = None) -> Path:
