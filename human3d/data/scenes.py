@@ -9,13 +9,17 @@ Every loader returns a :class:`SceneSplit` in the one camera convention of :mod:
   near/far bounds from the sparse points and the points themselves (for splat initialisation).
 * :func:`load_scene` picks the right loader from the folder's contents.
 
-Images are float32 in ``[0, 1]``, channel-last ``[N, H, W, 3]``.
+Images are float32 in ``[0, 1]``, channel-last ``[N, H, W, 3]``, all at one size: images of several sizes
+(per-frame ``w``/``h``/``fl_x``/... in Blender files, cameras of several sizes in COLMAP) are resampled to the
+largest, each camera's intrinsics scaled by its own factor; different aspect ratios are refused naming the images.
+Empty, truncated (no PNG IEND / JPEG end marker) and undecodable images raise ``DatasetError`` naming the file.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -105,9 +109,14 @@ def read_image(path: Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DatasetError(f"image '{path}' does not exist")
-    img = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = path.read_bytes()
+    if not data:
+        raise DatasetError(f"image '{path}': empty file (0 bytes; expected an image: {', '.join(_IMAGE_SUFFIXES)})")
+    _check_complete(path, data)
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
-        raise DatasetError(f"image '{path}' cannot be decoded (corrupt or unsupported format)")
+        raise DatasetError(f"image '{path}': not an image, or corrupt ({len(data)} bytes OpenCV cannot decode; "
+                           f"expected {', '.join(_IMAGE_SUFFIXES)})")  # fmt: skip
     if img.dtype == np.uint8:
         img = img.astype(np.float32) / 255.0
     elif img.dtype == np.uint16:
@@ -125,6 +134,18 @@ def read_image(path: Path) -> np.ndarray:
     return np.ascontiguousarray(img)
 
 
+def _check_complete(path: Path, data: bytes) -> None:
+    """A PNG must end with its IEND chunk and a JPEG with its EOI marker (a few trailing bytes allowed): a cut file
+    would otherwise be decoded partially (the rest grey or black) and trained on."""
+    tail = data[-1024:]
+    if data[:8] == b"\x89PNG\r\n\x1a\n" and b"IEND" not in tail:
+        raise DatasetError(f"image '{path}': truncated PNG ({len(data)} bytes, no IEND chunk at the end); expected "
+                           "a whole image file")  # fmt: skip
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in tail:
+        raise DatasetError(f"image '{path}': truncated JPEG ({len(data)} bytes, no end-of-image marker); expected a "
+                           "whole image file")  # fmt: skip
+
+
 def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     if img.shape[1] == width and img.shape[0] == height:
         return img
@@ -132,11 +153,16 @@ def _resize(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return out[..., None] if out.ndim == 2 else out
 
 
-def _load_images(paths: Sequence[Path], width: int, height: int, background: np.ndarray | None):
-    """Load + resize (area) + composite. Returns rgb [N, H, W, 3], alpha [N, H, W, 1] or None."""
+def _load_images(paths: Sequence[Path], width: int, height: int, background: np.ndarray | None,
+                 declared: Sequence[tuple[int, int]] | None = None):  # fmt: skip
+    """Load + resize (area) + composite. Returns rgb [N, H, W, 3], alpha [N, H, W, 1] or None. ``declared``: the
+    size each image's intrinsics are given in; a file must have that size or a scaled copy of it."""
 
-    def one(p):
+    def one(i_p):
+        i, p = i_p
         img = read_image(p)
+        if declared is not None:
+            _check_aspect(p, (img.shape[1], img.shape[0]), declared[i])
         if img.shape[-1] == 4:
             a = img[..., 3:]
             premult = img[..., :3] * a  # resize premultiplied colour so edges do not bleed the hidden colour
@@ -145,7 +171,7 @@ def _load_images(paths: Sequence[Path], width: int, height: int, background: np.
         return _resize(img, width, height), None
 
     with ThreadPoolExecutor(max_workers=4) as ex:
-        results = list(ex.map(one, paths))
+        results = list(ex.map(one, enumerate(paths)))
     has_alpha = [a is not None for _, a in results]
     rgbs = np.stack([r for r, _ in results]) if results else np.zeros((0, height, width, 3), np.float32)
     if any(has_alpha):
@@ -155,6 +181,36 @@ def _load_images(paths: Sequence[Path], width: int, height: int, background: np.
         rgbs = rgbs + (1.0 - alphas) * bg
         return np.clip(rgbs, 0.0, 1.0), alphas
     return rgbs, None
+
+
+def _same_aspect(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    """Is ``a`` (w, h) ``b`` scaled by one factor, up to rounding each side to whole pixels?"""
+    s = a[0] / b[0]
+    return abs(a[1] - b[1] * s) <= 1.5 * max(1.0, s)
+
+
+def _check_aspect(path: Path, found: tuple[int, int], expected: tuple[int, int]) -> None:
+    if not _same_aspect(found, expected):
+        raise DatasetError(f"image '{path}' is {found[0]}x{found[1]}, but its camera is {expected[0]}x{expected[1]} "
+                           "(expected that size or a scaled copy with the same aspect ratio)")  # fmt: skip
+
+
+def _common_size(sizes: Sequence[tuple[int, int]], names: Sequence, downscale: float, where: str):
+    """The one image size a split is loaded at: the largest declared size divided by ``downscale``; every image's
+    intrinsics are scaled to it by its own factor. Sizes of different aspect ratios are refused (the trainers
+    batch rays and render views at one size), naming the images."""
+    groups: list[list[tuple[int, int]]] = []  # sizes by aspect ratio; the most common one is the scene's
+    for wh in sizes:
+        g = next((g for g in groups if _same_aspect(wh, g[0]) or _same_aspect(g[0], wh)), None)
+        g.append(wh) if g is not None else groups.append([wh])
+    ref = max(max(groups, key=len), key=lambda wh: (wh[0] * wh[1], wh))
+    odd = [(str(n), wh) for n, wh in zip(names, sizes) if not _same_aspect(wh, ref)]
+    if odd:
+        listed = ", ".join(f"'{n}' {w}x{h}" for n, (w, h) in odd[:6]) + (f", ... ({len(odd)} in all)" if len(odd) > 6 else "")
+        raise DatasetError(f"{where}: images of one scene must share one aspect ratio (scaled copies are fine): "
+                           f"{listed} differ from {ref[0]}x{ref[1]}")  # fmt: skip
+    W, H = max(1, round(ref[0] / downscale)), max(1, round(ref[1] / downscale))
+    return W, H, ref
 
 
 def _image_size(path: Path) -> tuple[int, int]:
@@ -205,6 +261,8 @@ def load_blender_scene(
     The file's ``transform_matrix`` is an OpenGL camera-to-world (y up, z backward); it is converted to OpenCV
     world-to-camera with :meth:`Cameras.from_opengl_camera_to_world`. Focal length: ``fl_x``/``fl_y`` if present,
     else ``0.5 * W / tan(0.5 * camera_angle_x)``; principal point ``cx``/``cy`` if present, else the image centre.
+    A frame's own ``w``, ``h``, ``fl_x``, ``fl_y``, ``cx``, ``cy``, ``camera_angle_x`` (nerfstudio) override the file's;
+    without ``w``/``h`` the image file's size is the size the intrinsics are in.
     """
     root = Path(root).expanduser()
     if not root.is_dir():
@@ -256,33 +314,36 @@ def load_blender_scene(
             f"transforms file '{tf_path}': {len(missing)} image(s) missing, e.g. '{missing[0]}'"
         )
 
-    w0 = meta.get("w")
-    h0 = meta.get("h")
-    if w0 is None or h0 is None:
-        w0, h0 = _image_size(paths[0])
-    w0, h0 = int(w0), int(h0)
-    if "fl_x" in meta:
-        fx = float(meta["fl_x"])
-        fy = float(meta.get("fl_y", fx))
-    elif "camera_angle_x" in meta:
-        try:
-            fx = fy = 0.5 * w0 / math.tan(0.5 * float(meta["camera_angle_x"]))
-        except (TypeError, ValueError) as e:
-            raise DatasetError(f"transforms file '{tf_path}': bad camera_angle_x ({e})") from e
-    else:
-        raise DatasetError(f"transforms file '{tf_path}': needs 'camera_angle_x' or 'fl_x'")
-    cx, cy = float(meta.get("cx", w0 / 2.0)), float(meta.get("cy", h0 / 2.0))
-    if not all(math.isfinite(v) and v > 0 for v in (fx, fy)):
-        raise DatasetError(f"transforms file '{tf_path}': focal length must be positive and finite, got {fx}, {fy}")
-
-    W, H = max(1, round(w0 / downscale)), max(1, round(h0 / downscale))
-    sx, sy = W / w0, H / h0
+    where = f"transforms file '{tf_path}'"
+    sizes, intr = [], []
+    for i, (fr, p) in enumerate(zip(frames, paths)):
+        w_i, h_i = _num(fr, "w", where, i, meta), _num(fr, "h", where, i, meta)
+        if (w_i is None) != (h_i is None):
+            raise DatasetError(f"{where}: frame {i}: 'w' and 'h' go together (found only one of them)")
+        for v, k in ((w_i, "w"), (h_i, "h")):
+            if v is not None and (v < 1 or v != int(v)):
+                raise DatasetError(f"{where}: frame {i}: '{k}' must be a positive whole number of pixels, got {v:g}")
+        w_i, h_i = (int(w_i), int(h_i)) if w_i is not None else _image_size(p)
+        fx = _num(fr, "fl_x", where, i, meta)
+        angle = _num(fr, "camera_angle_x", where, i, meta)
+        if fx is None:
+            if angle is None:
+                raise DatasetError(f"{where}: needs 'camera_angle_x' or 'fl_x' (frame {i} has neither)")
+            if not 0 < angle < math.pi:
+                raise DatasetError(f"{where}: camera_angle_x must be in (0, pi) radians, got {angle:g}")
+            fx = 0.5 * w_i / math.tan(0.5 * angle)
+        fy = _num(fr, "fl_y", where, i, meta) or fx
+        if not (fx > 0 and fy > 0):
+            raise DatasetError(f"{where}: focal length must be positive and finite, got {fx:g}, {fy:g} (frame {i})")
+        cx, cy = _num(fr, "cx", where, i, meta), _num(fr, "cy", where, i, meta)
+        sizes.append((w_i, h_i))
+        intr.append((fx, fy, w_i / 2.0 if cx is None else cx, h_i / 2.0 if cy is None else cy))
+    W, H, (w0, h0) = _common_size(sizes, [os.path.relpath(p, root) for p in paths], downscale, where)
     bg = np.asarray(background, np.float32).reshape(3)
-    rgbs, alphas = _load_images(paths, W, H, bg)
-    if rgbs.shape[1:3] != (H, W):
-        raise DatasetError(f"transforms file '{tf_path}': image size mismatch")
-    n = len(paths)
-    K = make_intrinsics(fx * sx, fy * sy, cx * sx, cy * sy, batch_size=n)
+    rgbs, alphas = _load_images(paths, W, H, bg, declared=sizes)
+    # each image's intrinsics are in its own size: scale them to the common one
+    K = torch.stack([make_intrinsics(fx * W / w, fy * H / h, cx * W / w, cy * H / h)[0]
+                     for (fx, fy, cx, cy), (w, h) in zip(intr, sizes)])  # fmt: skip
     c2w = torch.tensor(np.stack(mats), dtype=torch.float32)
     cams = Cameras.from_opengl_camera_to_world(K, c2w, W, H)
     return SceneSplit(
@@ -298,6 +359,16 @@ def load_blender_scene(
         format="blender",
         metadata={"transforms": str(tf_path), "original_size": (w0, h0)},
     )
+
+
+def _num(frame: dict, key: str, where: str, i: int, meta: dict) -> float | None:
+    """A frame's number ``key`` (nerfstudio per-frame intrinsics), else the file's top-level one, else None."""
+    src, v = (f"frame {i} '{key}'", frame[key]) if key in frame else (f"'{key}'", meta.get(key))
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        raise DatasetError(f"{where}: {src} must be a finite number, got {v!r}")
+    return float(v)
 
 
 # ------------------------------------------------------------------------------------------------- colmap
@@ -390,17 +461,25 @@ def load_colmap_scene(
     if missing:
         raise DatasetError(f"COLMAP dataset '{root}': {len(missing)} image(s) missing, e.g. '{missing[0]}'")
 
-    cams = {im.camera_id: model.cameras[im.camera_id] for im in chosen}
-    sizes = {(c.width, c.height) for c in cams.values()}
-    if len(sizes) > 1:
-        raise DatasetError(f"COLMAP model '{sparse}': cameras have different image sizes {sorted(sizes)} (not supported)")
-    w0, h0 = sizes.pop()
-    W, H = max(1, round(w0 / downscale)), max(1, round(h0 / downscale))
-    sx, sy = W / w0, H / h0
+    where = f"COLMAP model '{sparse}'"
+    sizes = [(model.cameras[im.camera_id].width, model.cameras[im.camera_id].height) for im in chosen]
+    for im, (w, h) in zip(chosen, sizes):
+        if w < 1 or h < 1:
+            raise DatasetError(f"{where}: camera {im.camera_id} has image size {w}x{h} (expected positive)")
+    # cameras of different sizes: each image's intrinsics are scaled to the one common size by its own factor
+    W, H, (w0, h0) = _common_size(sizes, [im.name for im in chosen], downscale, where)
 
     Ks, dists = [], []
-    for im in chosen:
-        fx, fy, cx, cy, dist = _colmap_intrinsics(model.cameras[im.camera_id], f"COLMAP model '{sparse}'")
+    for im, (w, h) in zip(chosen, sizes):
+        fx, fy, cx, cy, dist = _colmap_intrinsics(model.cameras[im.camera_id], where)
+        if not (np.isfinite([fx, fy, cx, cy]).all() and fx > 0 and fy > 0) or (dist is not None and not np.isfinite(dist).all()):
+            raise DatasetError(f"{where}: camera {im.camera_id} has parameters "
+                               f"{np.round(model.cameras[im.camera_id].params, 4).tolist()} (expected finite values "
+                               "and positive focal lengths)")  # fmt: skip
+        if not (np.isfinite(im.qvec).all() and np.isfinite(im.tvec).all() and np.linalg.norm(im.qvec) > 1e-8):
+            raise DatasetError(f"{where}: image '{im.name}' has a non-finite or zero pose (qvec {im.qvec.tolist()}, "
+                               f"tvec {im.tvec.tolist()})")  # fmt: skip
+        sx, sy = W / w, H / h
         Ks.append((fx * sx, fy * sy, cx * sx, cy * sy))
         dists.append(dist)
     has_dist = [d is not None and np.abs(d).max() > 0 for d in dists]
@@ -408,7 +487,7 @@ def load_colmap_scene(
         warnings.warn(f"COLMAP model '{sparse}': lens distortion ignored (undistort=False)", stacklevel=2)
 
     bg = np.zeros(3, np.float32) if background is None else np.asarray(background, np.float32).reshape(3)
-    rgbs, alphas = _load_images(paths, W, H, bg)
+    rgbs, alphas = _load_images(paths, W, H, bg, declared=sizes)
     if undistort and any(has_dist):
         for i, (d, k) in enumerate(zip(dists, Ks)):
             if d is None or np.abs(d).max() == 0:
