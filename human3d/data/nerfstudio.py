@@ -10,8 +10,8 @@ Layout (https://docs.nerf.studio/quickstart/data_conventions.html)::
   Blender's convention. Our cameras are OpenCV (x right, y down, z forward): ``c2w_gl = c2w_cv @ diag(1, -1, -1, 1)``
   (the flip is its own inverse). The world frame is written as it is (no axis swap or rescale).
 * Intrinsics are in pixels of the image files, with pixel centres at ``(j + 0.5, i + 0.5)`` (the same ``cx``/``cy``
-  as COLMAP and :mod:`human3d.geometry`). When the cameras do not share intrinsics they go into each frame
-  (``fl_x``... per frame, which nerfstudio reads) and the top-level ones are left out.
+  as COLMAP and :mod:`human3d.geometry`). When the cameras do not share intrinsics and size they go into each frame
+  (``fl_x``, ``w``... per frame, which nerfstudio and our Blender loader read) and the top-level ones are left out.
 * ``camera_angle_x = 2 atan(w / (2 fl_x))`` is added so that Blender-style loaders read the file; ours
   (:func:`human3d.data.scenes.load_blender_scene`) prefers ``fl_x``/``fl_y``/``cx``/``cy`` when present.
 """
@@ -35,7 +35,6 @@ __all__ = ["OPENCV_TO_OPENGL", "write_transforms", "read_transforms", "relative_
 OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
 """Right-multiply an OpenCV camera-to-world by this to get the OpenGL one (and back)."""
 
-_INTR = ("fl_x", "fl_y", "cx", "cy", "w", "h")
 
 
 @dataclass
@@ -50,14 +49,14 @@ class TransformsCameras:
     meta: dict
 
 
-def write_transforms(path, K, camera_to_world, width: int, height: int, file_paths: Sequence[str],
+def write_transforms(path, K, camera_to_world, width, height, file_paths: Sequence[str],
                      camera_model: str = "OPENCV", extra: dict | None = None) -> Path:  # fmt: skip
     """Write ``path`` (atomically) in nerfstudio's layout.
 
     Args:
         K: [N, 3, 3] or [3, 3] intrinsics in pixels of the files.
         camera_to_world: [N, 4, 4] (or [N, 3, 4]) **OpenCV** camera-to-world poses; written as OpenGL.
-        width, height: image size of the files (one size for all frames).
+        width, height: image size of the files: ints, or one per frame ([N]; per-frame ``w``/``h`` when they differ).
         file_paths: one path per frame, as it should appear in the file (relative to the file's folder, or absolute).
         camera_model: nerfstudio's camera model name (``OPENCV`` with zero distortion for pinhole cameras).
         extra: more top-level keys (e.g. a ``generator`` note).
@@ -73,17 +72,18 @@ def write_transforms(path, K, camera_to_world, width: int, height: int, file_pat
         raise InvalidInputError(f"write_transforms: {len(file_paths)} file paths for {n} cameras")
     if not (np.isfinite(c2w).all() and np.isfinite(K).all()):
         raise InvalidInputError("write_transforms: non-finite camera values")
+    wh = np.stack(np.broadcast_arrays(np.asarray(width), np.asarray(height)), -1).reshape(-1, 2)
+    wh = np.broadcast_to(wh, (n, 2)).astype(np.int64)
     intr = np.stack([K[:, 0, 0], K[:, 1, 1], K[:, 0, 2], K[:, 1, 2]], -1)  # [N, 4]
-    shared = bool(np.allclose(intr, intr[:1], rtol=1e-7, atol=1e-9))
+    shared = bool(np.allclose(intr, intr[:1], rtol=1e-7, atol=1e-9)) and bool((wh == wh[:1]).all())
     gl = c2w @ OPENCV_TO_OPENGL
     body: dict = {"camera_model": camera_model}
     if shared:
         fx, fy, cx, cy = (float(v) for v in intr[0])
-        body.update({"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": int(width), "h": int(height),
-                     "camera_angle_x": 2.0 * math.atan(width / (2.0 * fx)),
-                     "camera_angle_y": 2.0 * math.atan(height / (2.0 * fy))})  # fmt: skip
-    else:
-        body.update({"w": int(width), "h": int(height)})
+        w, h = (int(v) for v in wh[0])
+        body.update({"fl_x": fx, "fl_y": fy, "cx": cx, "cy": cy, "w": w, "h": h,
+                     "camera_angle_x": 2.0 * math.atan(w / (2.0 * fx)),
+                     "camera_angle_y": 2.0 * math.atan(h / (2.0 * fy))})  # fmt: skip
     body.update({"k1": 0.0, "k2": 0.0, "p1": 0.0, "p2": 0.0})
     body.update(extra or {})
     frames = []
@@ -91,6 +91,7 @@ def write_transforms(path, K, camera_to_world, width: int, height: int, file_pat
         fr: dict = {"file_path": str(file_paths[i]), "transform_matrix": gl[i].tolist()}
         if not shared:
             fr.update(dict(zip(("fl_x", "fl_y", "cx", "cy"), (float(v) for v in intr[i]))))
+            fr.update({"w": int(wh[i, 0]), "h": int(wh[i, 1])})
         frames.append(fr)
     body["frames"] = frames
     return atomic_write_text(Path(path), json.dumps(body, indent=2) + "\n")
