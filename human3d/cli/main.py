@@ -39,6 +39,7 @@ app.add_typer(splat_cli.app, name="splat")
 app.add_typer(__import__("human3d.cli.synth", fromlist=["app"]).app, name="synth")
 app.add_typer(__import__("human3d.cli.pose2d", fromlist=["app"]).app, name="pose2d")
 app.add_typer(__import__("human3d.cli.implicit", fromlist=["app"]).app, name="implicit")
+app.add_typer(__import__("human3d.cli.dvr", fromlist=["app"]).app, name="dvr")
 app.add_typer(__import__("human3d.cli.photos", fromlist=["app"]).app, name="scene")
 
 
