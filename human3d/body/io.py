@@ -34,7 +34,7 @@ import torch
 from human3d.errors import DatasetError, InvalidInputError, check_file, check_tensor
 from human3d.io_utils import atomic_path, atomic_write_text
 
-__all__ = ["BodyParams", "save_params", "load_params", "export_mesh", "PARAM_SUFFIXES", "MESH_SUFFIXES"]
+__all__ = ["BodyParams", "save_params", "load_params", "read_npz", "export_mesh", "PARAM_SUFFIXES", "MESH_SUFFIXES"]
 
 FORMAT = "human3d.body_params"
 VERSION = 1
@@ -153,14 +153,43 @@ def _read_json(path: Path) -> tuple[dict, dict]:
     return meta, doc["params"]
 
 
-def _read_npz(path: Path) -> tuple[dict, dict]:
+def read_npz(path: Path, what: str = "params file", error: type = DatasetError) -> dict[str, Any]:
+    """Every array of an ``.npz`` (never unpickling). Members holding pickled objects are left out and listed
+    under the key ``"__unreadable__"``; a file that is not a zip of ``.npy`` members raises ``error`` saying so."""
+    expected = "expected a zip archive of .npy arrays, as written by numpy.savez"
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DatasetError(f"{path}: not a readable .npz file ({type(exc).__name__}: {exc})") from None
+        npz = np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, EOFError, OSError):
+        raise error(f"{what} '{path}': not a valid .npz file ({expected})") from None
+    except ValueError:  # neither zip nor .npy: numpy would try to unpickle it, which we refuse
+        raise error(f"{what} '{path}': not a valid .npz file ({expected}; pickled data is refused)") from None
+    if not hasattr(npz, "files"):
+        raise error(f"{what} '{path}': holds a single .npy array; {expected}")
+    out: dict[str, Any] = {}
+    unreadable = []
+    with npz:
+        for key in npz.files:
+            try:
+                out[key] = npz[key]
+            except ValueError:  # an object array: would need pickle
+                unreadable.append(key)
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:
+                raise error(f"{what} '{path}': member '{key}' is corrupt ({type(exc).__name__}: {exc})") from None
+    if unreadable:
+        out["__unreadable__"] = unreadable
+    return out
+
+
+def _read_npz(path: Path) -> tuple[dict, dict]:
+    arrays = read_npz(path)
+    if "__unreadable__" in arrays:
+        raise DatasetError(f"{path}: members {arrays['__unreadable__']} hold pickled Python objects, which are "
+                           "refused; expected numeric arrays")  # fmt: skip
     if _META_KEY not in arrays:
-        raise DatasetError(f"{path}: missing key '{_META_KEY}' (expected the layout written by save_params)")
+        raise DatasetError(
+            f"{path}: missing key '{_META_KEY}' (expected the layout written by save_params; files of other tools - "
+            "smplx names, SMPLify-X, AMASS, 4D-Humans - are read by human3d.body.param_formats.read_params)"
+        )
     try:
         meta = json.loads(str(arrays.pop(_META_KEY)))
     except json.JSONDecodeError as exc:

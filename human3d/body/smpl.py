@@ -221,8 +221,11 @@ def load_model_data(path: str | os.PathLike) -> Mapping[str, Any]:
     if p.suffix.lower() == ".npz" or (p.suffix.lower() != ".pkl" and magic.startswith(b"PK")):
         try:
             npz = np.load(p, allow_pickle=False)
-        except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        except (OSError, zipfile.BadZipFile, EOFError) as exc:
             raise ModelFileError(f"{p}: not a readable .npz model file ({exc})") from None
+        except ValueError:  # neither zip nor .npy: numpy would unpickle it, which we refuse
+            raise ModelFileError(f"{p}: not a valid .npz model file (expected a zip archive of .npy arrays; "
+                                 "pickled data is refused)") from None  # fmt: skip
         if not hasattr(npz, "files"):
             raise ModelFileError(f"{p}: expected an .npz archive of arrays, got a single array")
         return _ModelData(npz, str(p))
