@@ -335,6 +335,8 @@ class Pose2DTrainer(Trainer, kind="pose2d", config_class=Pose2DConfig, default_c
             n_chunks = max(1, math.ceil(d.n_images / d.chunk))
             self.chunks = [chunk_seed(self.run.seed, c) for c in range(n_chunks)]
             self.next_chunk = n_chunks
+        else:
+            self.pool()  # read --data now: a bad file fails before the run folder is written
 
     def pool(self) -> PersonPool:
         """The training pool (rendered or read on first use)."""
