@@ -18,6 +18,17 @@ joint_names         Anny: bone names; ``body_pose`` holds 3 values per bone of `
 JSON: ``{"format": ..., "version": 1, "model": ..., ..., "params": {"body_pose": [[...], ...], ...}}``.
 NPZ: one array per parameter plus ``__meta__``, the metadata as a JSON string (loaded with
 ``allow_pickle=False``: no code can run). All files are written atomically.
+
+``layout="smplx"`` (always for ``.pkl``) writes what smplx users load: only the parameter arrays (float32
+``[B, D]``, smplx names), in an ``.npz`` or a protocol-2 ``.pkl`` of a dict of numpy arrays, so that
+``model = smplx.create(MODEL_DIR, model_type=..., gender=..., num_betas=..., use_pca=False)`` then
+``model(**{k: torch.from_numpy(v) for k, v in params.items()})`` gives the same body (SMPL family only; hand
+poses are full axis-angle unless the model used PCA, and smplx's ``flat_hand_mean`` must match the model's).
+Files of other tools are read by :mod:`human3d.body.param_formats`.
+
+:func:`export_animation` writes a mesh sequence as one animated ``.glb``: the first frame's mesh (written by
+trimesh) with one morph target per frame and a STEP animation of the morph weights, as Blender (shape keys),
+three.js and other glTF viewers play it.
 """
 
 from __future__ import annotations
@@ -32,13 +43,15 @@ import numpy as np
 import torch
 
 from human3d.errors import DatasetError, InvalidInputError, check_file, check_tensor
-from human3d.io_utils import atomic_path, atomic_write_text
+from human3d.io_utils import atomic_path, atomic_write_bytes, atomic_write_text
 
-__all__ = ["BodyParams", "save_params", "load_params", "read_npz", "export_mesh", "PARAM_SUFFIXES", "MESH_SUFFIXES"]
+__all__ = ["BodyParams", "save_params", "load_params", "read_npz", "export_mesh", "export_animation",
+           "PARAM_SUFFIXES", "SMPLX_SUFFIXES", "MESH_SUFFIXES"]  # fmt: skip
 
 FORMAT = "human3d.body_params"
 VERSION = 1
 PARAM_SUFFIXES = (".npz", ".json")
+SMPLX_SUFFIXES = (".npz", ".pkl")  # layout="smplx"
 MESH_SUFFIXES = (".obj", ".ply", ".glb")
 _META_KEY = "__meta__"
 _FAMILIES = ("anny", "smpl", "smplh", "smplx")
@@ -71,22 +84,39 @@ def _model_meta(model) -> dict[str, Any]:
     return meta
 
 
-def save_params(path, params: dict[str, torch.Tensor], model) -> Path:
-    """Write ``params`` (name -> tensor ``[B, ...]``) for ``model`` to ``path`` (.npz or .json, atomically).
+def save_params(path, params: dict[str, torch.Tensor], model, layout: str = "human3d") -> Path:
+    """Write ``params`` (name -> tensor ``[B, ...]``) for ``model`` to ``path`` (atomically).
 
-    Parameters are checked against ``model.parameter_shapes()`` first (unknown names, sizes, NaN/inf);
-    missing ones are written with their default values, so the file fully determines the body.
+    ``layout="human3d"``: .npz or .json with our metadata; ``layout="smplx"`` (implied by .pkl): .npz / .pkl of the
+    bare smplx-named arrays (see the module docstring). Parameters are checked against
+    ``model.parameter_shapes()`` first (unknown names, sizes, NaN/inf); missing ones are written with their
+    default values, so the file fully determines the body.
     """
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in PARAM_SUFFIXES:
-        raise InvalidInputError(f"path: '{path}' should end with one of {list(PARAM_SUFFIXES)}")
+    if suffix == ".pkl":
+        layout = "smplx"
+    if layout not in ("human3d", "smplx"):
+        raise InvalidInputError(f"layout: expected 'human3d' or 'smplx', got {layout!r}")
+    allowed = PARAM_SUFFIXES if layout == "human3d" else SMPLX_SUFFIXES
+    if suffix not in allowed:
+        raise InvalidInputError(f"path: '{path}' should end with one of {list(allowed)} for the {layout} layout")
     if not isinstance(params, dict):
         raise InvalidInputError(f"params: expected a dict name -> tensor, got {type(params).__name__}")
     meta = _model_meta(model)
+    if layout == "smplx" and meta["model"] == "anny":
+        raise InvalidInputError("layout='smplx': Anny parameters have no smplx model; use the human3d layout")
     full = model.validate_params(params)  # [B, D] each, defaults filled
     arrays = {k: v.detach().reshape(v.shape[0], -1).to("cpu", torch.float32).numpy() for k, v in full.items()}
-    if suffix == ".json":
+    if layout == "smplx":
+        if suffix == ".pkl":
+            import pickle
+
+            atomic_write_bytes(path, pickle.dumps(arrays, protocol=2))
+        else:
+            with atomic_path(path) as tmp:
+                np.savez(tmp, **arrays)
+    elif suffix == ".json":
         doc = dict(meta)
         doc["params"] = {k: a.tolist() for k, a in arrays.items()}
         atomic_write_text(path, json.dumps(doc, indent=1))
@@ -265,4 +295,96 @@ def export_mesh(path, vertices: torch.Tensor, faces: torch.Tensor) -> Path:
     )
     with atomic_path(path) as tmp:
         mesh.export(tmp, file_type=suffix[1:])
+    return path
+
+
+_GLB_JSON, _GLB_BIN = 0x4E4F534A, 0x004E4942
+
+
+def _glb_chunks(blob: bytes) -> tuple[dict, bytes]:
+    import struct
+
+    magic, _, _ = struct.unpack_from("<III", blob, 0)
+    if magic != 0x46546C67:
+        raise InvalidInputError("export_animation: trimesh did not write a GLB")
+    pos, doc, binary = 12, None, b""
+    while pos < len(blob):
+        length, kind = struct.unpack_from("<II", blob, pos)
+        data = blob[pos + 8 : pos + 8 + length]
+        if kind == _GLB_JSON:
+            doc = json.loads(data.decode("utf-8"))
+        elif kind == _GLB_BIN:
+            binary = bytes(data)
+        pos += 8 + length
+    return doc, binary
+
+
+def _glb_bytes(doc: dict, binary: bytes) -> bytes:
+    import struct
+
+    js = json.dumps(doc, separators=(",", ":")).encode("utf-8")
+    js += b" " * (-len(js) % 4)
+    binary += b"\0" * (-len(binary) % 4)
+    total = 12 + 8 + len(js) + 8 + len(binary)
+    return (struct.pack("<III", 0x46546C67, 2, total) + struct.pack("<II", len(js), _GLB_JSON) + js
+            + struct.pack("<II", len(binary), _GLB_BIN) + binary)  # fmt: skip
+
+
+def export_animation(path, vertices: torch.Tensor, faces: torch.Tensor, fps: float = 30.0, z_up: bool = False) -> Path:
+    """Write a mesh sequence (vertices [T, V, 3], faces [F, 3], one topology) as one animated ``.glb`` (atomically).
+
+    The base mesh is frame 0 (written by trimesh, no normals: viewers shade the morphed surface); frame ``t`` is
+    morph target ``t`` (POSITION offsets from frame 0) shown alone from time ``t / fps`` s (STEP interpolation of
+    the mesh weights). glTF is Y-up in metres; ``z_up=True`` (AMASS's world) adds a node rotation of -90 degrees
+    about X so viewers show the body upright, leaving the vertex data unchanged.
+    """
+    import trimesh
+
+    path = Path(path)
+    if path.suffix.lower() != ".glb":
+        raise InvalidInputError(f"path: '{path}' should end with .glb (an animated glTF binary)")
+    v = torch.as_tensor(vertices).detach().cpu().float()
+    check_tensor(v, "vertices", (None, None, 3))
+    f = torch.as_tensor(faces).detach().cpu()
+    check_tensor(f, "faces", (None, 3))
+    if not (fps > 0 and np.isfinite(fps)):
+        raise InvalidInputError(f"fps: expected a positive number, got {fps}")
+    T, V = v.shape[0], v.shape[1]
+    if T < 1:
+        raise InvalidInputError("vertices: expected at least one frame")
+    base = v[0].numpy()
+    mesh = trimesh.Trimesh(vertices=base.astype(np.float64), faces=f.long().numpy(), process=False)
+    doc, binary = _glb_chunks(trimesh.exchange.gltf.export_glb(trimesh.Scene(mesh), include_normals=False))
+    buffer = bytearray(binary)
+    buffer += b"\0" * (-len(buffer) % 4)
+
+    def add(array: np.ndarray, kind: str, target: int | None = None, bounds: bool = False) -> int:
+        data = np.ascontiguousarray(array, dtype="<f4")
+        view = {"buffer": 0, "byteOffset": len(buffer), "byteLength": data.nbytes}
+        if target is not None:
+            view["target"] = target
+        doc.setdefault("bufferViews", []).append(view)
+        buffer.extend(data.tobytes())
+        count = data.shape[0] if data.ndim > 1 or kind == "SCALAR" else data.size
+        acc = {"bufferView": len(doc["bufferViews"]) - 1, "componentType": 5126, "count": int(count), "type": kind}
+        if bounds:
+            flat = data.reshape(int(count), -1)
+            acc["min"] = flat.min(0).astype(float).tolist()
+            acc["max"] = flat.max(0).astype(float).tolist()
+        doc.setdefault("accessors", []).append(acc)
+        return len(doc["accessors"]) - 1
+
+    deltas = (v - v[:1]).numpy()  # [T, V, 3]
+    prim = doc["meshes"][0]["primitives"][0]
+    prim["targets"] = [{"POSITION": add(deltas[t], "VEC3", 34962, bounds=True)} for t in range(T)]
+    doc["meshes"][0]["weights"] = [1.0] + [0.0] * (T - 1)
+    node = next(i for i, n in enumerate(doc["nodes"]) if n.get("mesh") == 0)
+    if z_up:
+        doc["nodes"][node]["rotation"] = [-float(np.sqrt(0.5)), 0.0, 0.0, float(np.sqrt(0.5))]  # xyzw
+    times = add(np.arange(T, dtype=np.float64) / float(fps), "SCALAR", bounds=True)
+    weights = add(np.eye(T, dtype=np.float32).reshape(-1), "SCALAR")  # T keyframes x T weights, one-hot
+    doc["animations"] = [{"name": "sequence", "samplers": [{"input": times, "output": weights, "interpolation": "STEP"}],
+                          "channels": [{"sampler": 0, "target": {"node": node, "path": "weights"}}]}]  # fmt: skip
+    doc["buffers"] = [{"byteLength": len(buffer)}]
+    atomic_write_bytes(path, _glb_bytes(doc, bytes(buffer)))
     return path
