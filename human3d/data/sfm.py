@@ -312,11 +312,13 @@ def _run_sfm(pc, images: Path, work: Path, n_images: int, matcher: str, opt: Sfm
 
 
 def _reconstruct_message(n_reg: int, n: int, matcher: str, sizes: list[int]) -> str:
-    other = "sequential" if matcher == "exhaustive" else "exhaustive"
-    split = f" (split into {len(sizes)} models of {', '.join(map(str, sizes))} images)" if len(sizes) > 1 else ""
-    return (f"{n_reg} of {n} images registered{split}; try --matcher {other}, photos with more overlap "
-            "(each part of the scene in 3+ photos, ~30 degrees apart or less), more texture, or a smaller "
-            "--downscale")  # fmt: skip
+    split = f" (split into {len(sizes)} models of {', '.join(map(str, sizes[:6]))}{'...' if len(sizes) > 6 else ''} images)" if len(sizes) > 1 else ""
+    if matcher == "sequential":
+        advice = "try --matcher exhaustive (photos not in capture order), or frames with more overlap"
+    else:
+        advice = ("try photos with more overlap (each part of the scene in 3+ photos, ~30 degrees apart or less) "
+                  "and more texture, or a smaller --downscale (more SIFT features per image)")
+    return f"{n_reg} of {n} images registered{split}; {advice}"
 
 
 # ------------------------------------------------------------------------------------------------- outputs
