@@ -23,6 +23,11 @@ ModelName = Enum("ModelName", {n: n for n in MODEL_NAMES}, type=str)
 PriorName = Enum("PriorName", {n: n for n in PRIOR_KINDS}, type=str)
 
 
+class InitName(str, Enum):
+    default = "default"
+    hmr = "hmr"
+
+
 class OptimizerName(str, Enum):
     adam = "adam"
     lbfgs = "lbfgs"
@@ -60,6 +65,9 @@ def fit(
                                         "silhouette term, or a folder of NAME.png masks."),
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars."),
+    init: InitName = typer.Option(InitName.default, "--init", help="Starting hypotheses: default (camera init "
+                                  "on the torso, both facings, restarts) or hmr (also the HMR regressor's "
+                                  "prediction per person, human3d.hmr; each person keeps the lower energy)."),
     device: str = typer.Option("cpu", "--device", help="Where to fit: cpu (default), cuda, or auto (CUDA when "
                                "available). On a GPU the whole batch fits in about the time of a few people "
                                "(1,024 people in 1.5 s on an H200, SMPL family)."),
@@ -80,10 +88,14 @@ def fit(
     prior_kind = prior.value  # "auto" is resolved by fitting (summary.json names the prior actually used)
     try:
         cfg = SMPLifyConfig().replace(**changes)
-        run = fit_images(images, keypoints, out, model=model.value, model_path=model_path, focal=focal,
+        body, initializer = model.value, None
+        if init is InitName.hmr:
+            body, initializer = _hmr(model.value, model_path, gender, device)
+        run = fit_images(images, keypoints, out, model=body, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
                          gender=gender, log=None if quiet else console.print, device=device,
-                         detector=_detector(quiet) if keypoints is None else None)  # fmt: skip
+                         detector=_detector(quiet) if keypoints is None else None,
+                         initializer=initializer)  # fmt: skip
     except Human3DError as e:
         console.print(f"[red]Error:[/red] {e}")
         raise typer.Exit(code=2) from None
@@ -101,6 +113,22 @@ def fit(
     console.print(msg + f" -> {run.out_dir / 'summary.json'}")
     if s["persons_fitted"] == 0:
         raise typer.Exit(code=1)
+
+
+def _hmr(model: str, model_path, gender: str, device: str):
+    """``--init hmr``: the body model and the HMR regressor's initializer for it (human3d.hmr.predict)."""
+    from generative.training import select_device
+
+    from human3d.body import load_body_model
+    from human3d.errors import InvalidInputError
+
+    try:
+        from human3d.hmr.predict import hmr_initializer
+    except ImportError as e:
+        raise InvalidInputError(f"--init hmr: the HMR regressor is not available in this install "
+                                f"(human3d.hmr.predict: {e}); use --init default") from None  # fmt: skip
+    body = load_body_model(model, model_path=model_path, gender=gender, device=select_device(device))
+    return body, hmr_initializer(body)
 
 
 def _detector(quiet: bool):

@@ -173,6 +173,19 @@ class SMPLifyConfig(Config):
     """Also start from the orientation turned by pi about the body's vertical axis (person facing away) and keep,
     per person, whichever fits the torso better after stage 1."""
 
+    retry_hypotheses: tuple[str, ...] = ("flip", "mirror")
+    """Stage-2 retries for persons whose fit fails a plausibility check (joint limits, interpenetrating limbs,
+    depth order against the keypoints' visibility; :mod:`~human3d.fitting.hypotheses`): ``"flip"`` (stage 1's
+    other facing) and ``"mirror"`` (the pose's left and right mirrored). Each person keeps the lowest energy;
+    ``()``: no retries."""
+
+    retry_all: bool = False
+    """Run ``retry_hypotheses`` for every person, not only the flagged ones (costs one stage 2 per retry)."""
+
+    occluded_confidence: float = 0.5
+    """Keypoints with ``0 < confidence <`` this count as marked occluded, those at or above it as visible, in the
+    depth-order check (detectors score hidden joints low; COCO ground truth's flags both map to 1)."""
+
     min_keypoints: int = 4
     """A person needs at least this many confident keypoints spanning at least ``min_extent_px`` to be fitted;
     others are skipped (reported in the diagnostics with the reason), never fitted to NaN."""
@@ -225,6 +238,10 @@ class SMPLifyConfig(Config):
             v = getattr(self, name)
             if not (isinstance(v, (int, float)) and v > 0):
                 raise InvalidInputError(f"{name}: expected a positive number, got {v!r}")
+        bad = [h for h in tuple(self.retry_hypotheses) if h not in ("flip", "mirror")]
+        if bad:
+            raise InvalidInputError(f"retry_hypotheses: expected names among 'flip', 'mirror', got {bad}")
+        self.retry_hypotheses = tuple(self.retry_hypotheses)
         for name in ("pose_prior_weights", "latent_weights", "shape_weights"):
             if name == "pose_prior_weights" and self.pose_prior_weights is None:
                 continue

@@ -80,8 +80,14 @@ def prepare_inputs(model, keypoints2d, camera, skeleton, cfg: SMPLifyConfig, ima
     kp, dropped = _clean_keypoints(kp_in, sizes, cfg)
     init_full = None
     if init is not None:
-        full = model.validate_params({k: torch.as_tensor(v).to(device) for k, v in init.items()})
-        init_full = {k: v.to(dtype) for k, v in full.items() if k in set(init)}
+        raw = {k: torch.as_tensor(v).to(device) for k, v in init.items()}
+        # rows with NaN/inf mean "no init for this person" (kept as NaN; smplify's init hypothesis skips them)
+        full = model.validate_params({k: torch.nan_to_num(v, nan=0.0, posinf=0.0, neginf=0.0) for k, v in raw.items()})
+        init_full = {}
+        for k in init:
+            v = full[k].to(dtype)
+            bad = ~torch.isfinite(raw[k].reshape(v.shape[0], -1)).all(-1)
+            init_full[k] = torch.where(bad.reshape(-1, *[1] * (v.dim() - 1)), torch.full_like(v, float("nan")), v)
     return FitInputs(kp, skeleton, K, w2c, sizes, masks, init_full, dropped, _skip_reasons(kp, cfg, kp_in, sizes))
 
 

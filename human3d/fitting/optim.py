@@ -80,19 +80,20 @@ class Progress:
 
 
 def minimize(variables: list[torch.Tensor], energy: EnergyFn, schedule: Schedule, bar: Progress,
-             history: list[float] | None = None) -> int:  # fmt: skip
+             history: list[float] | None = None, on_step: Callable[[], None] | None = None) -> int:  # fmt: skip
     """Minimise ``energy(t).sum()`` over ``variables`` (leaf tensors, changed in place) following ``schedule``.
 
-    Appends the mean energy of every Adam iteration (L-BFGS: of each sub-stage's last evaluation) to ``history``
-    and returns the iterations run."""
+    Appends the mean energy of every Adam iteration (L-BFGS: of each sub-stage's last evaluation) to ``history``,
+    calls ``on_step()`` at the same points (after the step; the energy closure can stash what it evaluated) and
+    returns the iterations run."""
     if schedule.iters <= 0:
         return 0
     if schedule.optimizer == "adam":
-        return _adam(variables, energy, schedule, bar, history)
-    return _lbfgs(variables, energy, schedule, bar, history)
+        return _adam(variables, energy, schedule, bar, history, on_step)
+    return _lbfgs(variables, energy, schedule, bar, history, on_step)
 
 
-def _adam(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history) -> int:
+def _adam(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history, on_step=None) -> int:
     opt = torch.optim.Adam(variables, lr=sc.lr, eps=sc.eps)
     last = None
     n = sc.iters
@@ -107,6 +108,8 @@ def _adam(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history) -> 
         bar.update(1)
         if history is not None:
             history.append(float(e.detach().mean()))
+        if on_step is not None:
+            on_step()
         if sc.tol > 0 and i % 10 == 9:
             cur = float(e.detach().sum())
             if last is not None and (last - cur) <= sc.tol * abs(last):
@@ -116,7 +119,7 @@ def _adam(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history) -> 
     return n
 
 
-def _lbfgs(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history) -> int:
+def _lbfgs(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history, on_step=None) -> int:
     n_sub = max(1, min(sc.sub_stages, sc.iters))
     done = 0
     for s in range(n_sub):
@@ -139,4 +142,6 @@ def _lbfgs(variables, energy: EnergyFn, sc: Schedule, bar: Progress, history) ->
         bar.update(its)
         if history is not None and "e" in last_e:
             history.append(float(last_e["e"].mean()))
+        if on_step is not None:
+            on_step()
     return done

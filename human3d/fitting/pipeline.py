@@ -31,7 +31,7 @@ import torch
 from human3d.body.model import BodyOutput
 from human3d.body.skeletons import convert_keypoints
 from human3d.data.keypoints import KeypointImage, exif_focal_px, image_size, load_image, load_keypoint_inputs
-from human3d.errors import DatasetError, Human3DError
+from human3d.errors import DatasetError, Human3DError, InvalidInputError
 from human3d.fitting.camera_init import choose_focal
 from human3d.fitting.config import SMPLifyConfig, resolve_prior
 from human3d.fitting.smplify import SMPLifyResult, smplify
@@ -91,6 +91,7 @@ def fit_images(
     log=print,
     device: str = "cpu",
     detector=None,
+    initializer=None,
 ) -> FitRun:
     """Fit all persons of ``images`` (file or folder) with ``keypoints`` (see :mod:`human3d.data.keypoints`).
 
@@ -108,6 +109,14 @@ def fit_images(
         detector: with ``keypoints`` None, a callable ``images -> list[KeypointImage]`` that supplies keypoints
             (``human3d fit`` passes :func:`human3d.pose2d.detect.keypoints_or_detect`: the JSON beside an image where
             there is one, the shipped detector's for bare photos); None: JSON files beside the images only.
+        initializer: a callable ``(image, keypoints, K) -> dict`` giving starting parameters per image: ``image``
+            ``[H, W, 3]`` uint8, ``keypoints`` ``[P, K, 3]`` (u, v, confidence) pixels of the image's persons in the
+            fit's skeleton (K = 17: COCO-17, 25: BODY_25), ``K`` the ``[3, 3]`` OpenCV intrinsics; it returns
+            torch tensors ``[P, ...]`` named as the model's parameters (``global_orient`` axis-angle, ``body_pose``,
+            the shape parameter, ``transl`` in the camera frame), e.g. an HMR regressor's
+            (``human3d fit --init hmr``). Each becomes one more hypothesis of :func:`smplify` (the default one
+            stays; each person keeps the lower energy). An image it fails on (a ``Human3DError``) is fitted
+            without it, with a warning.
     Returns:
         :class:`FitRun`. Raises :class:`~human3d.errors.DatasetError` for unusable top-level inputs (missing paths,
         a malformed single keypoint file); per-image/per-person problems are recorded in the summary instead.
@@ -186,8 +195,9 @@ def fit_images(
     masks = batch_mask if any(m is not None for m in batch_mask) else None
     log(f"fitting {kp.shape[0]} person(s) in {sum(1 for r in records if not r['error'])} image(s) "
         f"(model {body.family}, prior {_prior_label(prior, body.family)}, {cfg.optimizer})")  # fmt: skip
+    init = _initial_params(initializer, records, owners, kp, K, body) if initializer is not None else None
     res = smplify(body, kp, K.to(body.dtype), prior=prior, skeleton=skeleton, config=cfg, image_size=sizes,
-                  masks=masks, progress=progress)  # fmt: skip
+                  masks=masks, progress=progress, init=init)  # fmt: skip
 
     # ---- outputs -----------------------------------------------------------------------------------------------
     with torch.no_grad():
@@ -228,6 +238,38 @@ def fit_images(
     summary = _summary(records, res, body, prior, cfg, time.perf_counter() - t0, skeleton)
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
     return FitRun(summary, res, out_dir, items)
+
+
+def _initial_params(initializer, records, owners, kp, K, body) -> dict[str, torch.Tensor] | None:
+    """Call ``initializer`` once per image with people -> parameters ``[B, ...]`` of every person (NaN rows where
+    the initializer gave none: no image file, or it failed; recorded in the image's warnings)."""
+    B = kp.shape[0]
+    by_image: dict[int, list[int]] = {}
+    for b, (ri, _) in enumerate(owners):
+        by_image.setdefault(ri, []).append(b)
+    shapes = body.parameter_shapes()
+    out: dict[str, torch.Tensor] = {}
+    for ri, bs in by_image.items():
+        rec = records[ri]
+        if not rec["image"]:
+            rec["warnings"].append("init: no image file, fitted without the initializer")
+            continue
+        try:
+            got = initializer(load_image(rec["image"]), kp[bs].clone(), K[bs[0]].clone())
+            if not isinstance(got, dict) or not got:
+                raise InvalidInputError(f"expected a dict of parameter tensors, got {type(got).__name__}")
+            for name, v in got.items():
+                if name not in shapes:
+                    raise InvalidInputError(f"unknown parameter {name!r} (the model takes {sorted(shapes)})")
+                v = torch.as_tensor(v).detach().to(torch.float32).reshape(len(bs), -1)
+                if v.shape[1] != int(np.prod(shapes[name])):
+                    raise InvalidInputError(f"{name}: expected [{len(bs)}, {int(np.prod(shapes[name]))}], got {tuple(v.shape)}")
+                if name not in out:
+                    out[name] = torch.full((B, v.shape[1]), float("nan"))
+                out[name][bs] = v
+        except Human3DError as e:
+            rec["warnings"].append(f"init: initializer failed, fitted without it: {e}")
+    return out or None
 
 
 def _write_overlays(records, per_image, owners, res, out, faces, out_dir, progress, log):

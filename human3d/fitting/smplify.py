@@ -43,13 +43,14 @@ prior family) :class:`~human3d.body.model.BodyModel`.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import torch
 
 from human3d.body.anny import ANNY_FIT_RANGES  # noqa: F401 - re-exported (its owner is human3d.body.anny)
 from human3d.fitting.config import SMPLifyConfig
+from human3d.fitting.hypotheses import FitChecks, check_fit, choose, retry_starts, scatter
 from human3d.fitting.inputs import FitInputs, prepare_inputs
 from human3d.fitting.losses import reprojection_error_px
 from human3d.fitting.optim import Progress
@@ -81,6 +82,14 @@ class SMPLifyResult:
     prior: str  # pose prior used ("none", "simple", "vae", ...)
     dropped_keypoints: torch.Tensor  # [B] keypoints made missing (NaN coordinates or outside the image)
     history: list[float] = field(default_factory=list)  # mean energy per stage-2 iteration
+    # per person (None where skipped): {"winner": hypothesis, "energies": {hypothesis: ranking energy or None (not
+    # tried)}, "flagged_before_retry": bool} and the chosen fit's plausibility checks (FitChecks.person)
+    hypotheses: list = field(default_factory=list)
+    checks: list = field(default_factory=list)
+    # per-iteration records of the fitted persons (columns = ``trace["fitted_index"]``): "stage1_reprojection_px"
+    # [N1, N]; "stage2_reprojection_px" / "stage2_prior" / "stage2_data" / "stage2_total" [N2 + 1, N] (the last row:
+    # the final parameters); "stage2_t", "stage2_pose_prior_weight", "stage2_shape_weight" [N2 + 1]
+    trace: dict = field(default_factory=dict)
 
     def person(self, b: int) -> dict:
         """JSON-ready diagnostics of person ``b`` (None for values that do not apply)."""
@@ -98,6 +107,8 @@ class SMPLifyResult:
             "prior": self.prior,
             "dropped_keypoints": int(self.dropped_keypoints[b]),
             "num_keypoints": int((self.target[b, :, 2] > 0).sum()),
+            "hypothesis": self.hypotheses[b] if ok and b < len(self.hypotheses) else None,
+            "checks": self.checks[b] if ok and b < len(self.checks) else None,
         }
 
 
@@ -141,9 +152,10 @@ def smplify(
             empty mask raise ``InvalidInputError``.
             See ``SMPLifyConfig.silhouette_*``.
         progress: True for a tqdm bar, or a callable ``(done, total)``.
-        init: optional starting parameters ``[B, ...]`` (model names). With ``global_orient`` and ``transl``
-            stage 1 is skipped; ``body_pose`` starts the pose groups (least-squares projection onto them) and the
-            shape parameter the shape.
+        init: optional starting parameters ``[B, ...]`` (model names), e.g. a regressor's: one more hypothesis
+            next to the default (camera init, flip, restarts), each person keeping the lower energy. With
+            ``global_orient`` and ``transl`` its stage 1 is skipped; ``body_pose`` starts the pose groups
+            (least-squares projection onto them) and the shape parameter the shape.
     Returns:
         :class:`SMPLifyResult`.
     """
@@ -156,26 +168,74 @@ def smplify(
         return _report(model, inputs, term, fit, time.perf_counter() - t_start)
 
 
-def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> tuple[torch.Tensor, FitState, FitState] | None:
-    """The stages on the persons that can be fitted -> (their indices, stage 1's state, the selected stage 2's)."""
+@dataclass
+class _Fit:
+    idx: torch.Tensor  # [N] the fitted persons
+    rigid: FitState  # stage 1 (default hypothesis)
+    best: FitState  # the chosen stage-2 state
+    names: list[str]  # hypotheses
+    winner: torch.Tensor  # [N] index into names
+    ranks: torch.Tensor  # [N, H] ranking energy per hypothesis (inf: not tried)
+    checks: FitChecks  # of the chosen fit
+    flagged_before: torch.Tensor  # [N] bool: the checks failed on the best of default (+ init) before retries
+
+
+def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit | None:
+    """The stages on the persons that can be fitted, over the hypotheses (default; ``init`` when given; the
+    retries of :mod:`~human3d.fitting.hypotheses` for flagged persons), each person keeping the lowest energy."""
     idx = inputs.fitted.nonzero().flatten()
     if not idx.numel():
         return None
     if term is not None:
         term.to(inputs.K.device)  # learned priors load on the CPU
     bar = Progress(progress, cfg.camera_iters + cfg.body_iters)
-    pb = make_problem(model, inputs.subset(idx), term, cfg, bar)
+    sub = inputs.subset(idx)
+    pb = make_problem(model, replace(sub, init=None), term, cfg, bar)
     rigid = stage_rigid(pb, *init_camera(pb))
     if cfg.optimizer == "lgd":  # learned gradient descent replaces stage 2's iterations
         from human3d.fitting.lgd import check_model, load_lgd, stage_lgd
 
         net = load_lgd(cfg.lgd_weights).to(inputs.K.device)
         check_model(net, pb)
-        runs = [stage_lgd(pb, rigid, g, net, lambda p, g_, z: score(pb, p, g_, z)) for g in restart_poses(pb, cfg.restarts)]
+        stage2 = lambda p_, st, g, b=None: stage_lgd(p_, st, g, net, lambda q, g_, z: score(p_, q, g_, z))  # noqa: E731
     else:
-        runs = [stage_body(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
+        stage2 = stage_body
+    runs = [stage2(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
     bar.close()
-    return idx, rigid, select(runs)
+    cands = {"default": select(runs)}
+    if sub.init is not None:  # one more hypothesis from the given start (stage 1 skipped with orient + transl)
+        # persons whose init holds NaN/inf (none given for them) start from the defaults and never win
+        ok = torch.stack([torch.isfinite(v).reshape(v.shape[0], -1).all(-1) for v in sub.init.values()]).all(0)
+        dflt = {k: v.to(sub.K) for k, v in model.default_params(len(idx)).items()}
+        init = {k: torch.where(ok.reshape(-1, *[1] * (v.dim() - 1)), torch.nan_to_num(v), dflt[k].to(v.dtype))
+                for k, v in sub.init.items()}  # fmt: skip
+        pbi = make_problem(model, replace(sub, init=init), term, cfg, Progress(False, 0))
+        st = stage2(pbi, stage_rigid(pbi, *init_camera(pbi)), restart_poses(pbi, 1)[0], Progress(False, 0))
+        inf = torch.full_like(st.rank, float("inf"))
+        cands["init"] = replace(st, rank=torch.where(ok, st.rank, inf), energy=torch.where(ok, st.energy, inf))
+    best, _, _ = choose(cands)
+    checks = _checks(pb, best, cfg)
+    flagged = checks.flagged
+    todo = torch.ones_like(flagged) if cfg.retry_all else flagged
+    if cfg.retry_hypotheses and bool(todo.any()):
+        j = todo.nonzero().flatten()
+        pbj = make_problem(model, replace(sub, init=None).subset(j), term, cfg, Progress(False, 0))
+        g_mean = restart_poses(pb, 1)[0]
+        for name, (start, g) in retry_starts(pb, rigid, best, cfg.retry_hypotheses, j, g_mean).items():
+            cands[name] = scatter(best, stage2(pbj, start, g, Progress(False, 0)), j)
+    best, winner, ranks = choose(cands)
+    if len(cands) > 1:
+        checks = _checks(pb, best, cfg)
+    return _Fit(idx, rigid, best, list(cands), winner, ranks, checks, flagged)
+
+
+def _checks(pb, state: FitState, cfg: SMPLifyConfig) -> FitChecks:
+    """:func:`~human3d.fitting.hypotheses.check_fit` of a stage-2 state."""
+    inp = pb.inputs
+    with torch.no_grad():
+        X = pb.kp_fn(state.params)[inp.skeleton]
+        groups = pb.space.groups_from_body_pose(state.params["body_pose"])
+        return check_fit(X, inp.world_to_camera, inp.keypoints, inp.skeleton, groups, pb.space, cfg.occluded_confidence)
 
 
 def _bars(pb, cfg):
@@ -211,8 +271,19 @@ def _report(model, inputs: FitInputs, term, fit, seconds: float) -> SMPLifyResul
     energy = torch.zeros(B, dtype=dtype, device=device)
     flipped = torch.zeros(B, dtype=torch.bool, device=device)
     history, iters, evals = [], 0, 0
+    hyp: list = [None] * B
+    checks: list = [None] * B
+    trace: dict[str, torch.Tensor] = {}
     if fit is not None:
-        idx, rigid, best = fit
+        idx, rigid, best = fit.idx, fit.rigid, fit.best
+        for n, i in enumerate(idx.tolist()):
+            hyp[i] = {"winner": fit.names[int(fit.winner[n])], "flagged_before_retry": bool(fit.flagged_before[n]),
+                      "energies": {h: (float(fit.ranks[n, k]) if torch.isfinite(fit.ranks[n, k]) else None)
+                                   for k, h in enumerate(fit.names)}}  # fmt: skip
+            checks[i] = fit.checks.person(n)
+        trace = {f"stage1_{k}": v for k, v in rigid.trace.items()}
+        trace.update({f"stage2_{k}": v for k, v in best.trace.items()})
+        trace["fitted_index"] = idx
         for name, value in best.params.items():
             params[name] = params[name].clone()
             params[name][idx] = value.detach().to(params[name].dtype)
@@ -236,4 +307,5 @@ def _report(model, inputs: FitInputs, term, fit, seconds: float) -> SMPLifyResul
         reprojection_error_px=err, keypoints2d=proj.uv, target=kp, joints_behind_camera=behind, flipped=flipped,
         energy=energy, iterations=iters, evaluations=evals, time_s=seconds, skeleton=inputs.skeleton,
         prior=term.name if term is not None else "none", dropped_keypoints=inputs.dropped, history=history,
+        hypotheses=hyp, checks=checks, trace=trace,
     )  # fmt: skip

@@ -22,10 +22,11 @@ from human3d.fitting.camera_init import body_frame, facing_rotations, similar_tr
 from human3d.fitting.config import SMPLifyConfig
 from human3d.fitting.energy import Weights, body_energy, rigid_energy
 from human3d.fitting.inputs import FitInputs
-from human3d.fitting.losses import keypoint_scale
-from human3d.fitting.optim import Progress, Schedule, minimize
+from human3d.fitting.losses import keypoint_scale, reprojection_error_px
+from human3d.fitting.optim import Progress, Schedule, anneal, minimize
 from human3d.fitting.priors import PoseSpace, PoseTerm, pose_space
 from human3d.fitting.silhouette import SilhouetteTerm
+from human3d.geometry.cameras import project_points
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["ShapeMap", "FitProblem", "FitState", "make_problem", "init_camera", "stage_rigid", "stage_body",
@@ -95,6 +96,15 @@ class FitState:
     iterations: int = 0
     evaluations: int = 0  # body-model keypoint evaluations (stage 2)
     history: list[float] = field(default_factory=list)  # mean energy per stage-2 iteration
+    # per-iteration records [N, B] (per person) or [N] (schedules); stage 2 appends its final evaluation (t = 1):
+    # "reprojection_px" (mean over confident keypoints), "prior", "data", "total", "pose_prior_weight", "shape_weight"
+    trace: dict[str, torch.Tensor] = field(default_factory=dict)
+    other: "FitState | None" = None  # stage 1: the other facing hypothesis's state (when try_flip)
+
+
+def _stack_trace(rows: list[dict]) -> dict[str, torch.Tensor]:
+    """Per-iteration dicts of tensors -> a dict of stacked tensors ``[N, ...]``."""
+    return {k: torch.stack([torch.as_tensor(r[k]) for r in rows]) for k in rows[0]} if rows else {}
 
 
 def make_problem(model, inputs: FitInputs, term: PoseTerm | None, cfg: SMPLifyConfig, bar: Progress) -> FitProblem:
@@ -157,31 +167,50 @@ def stage_rigid(pb: FitProblem, kp0, R0, t0, w1) -> FitState:
                          cfg.depth_weight)  # fmt: skip
         return e.reshape(Y, B)
 
+    rows: list[torch.Tensor] = []  # [Y, B] reprojection px of every keypoint per iteration
+
+    def record():
+        with torch.no_grad():
+            R = axis_angle_to_matrix(d1) @ R0
+            X = torch.einsum("nij,nkj->nki", R.reshape(-1, 3, 3), kp0Y) + t1.reshape(-1, 1, 3)
+            pr = project_points(X, KY)
+            rows.append(reprojection_error_px(pr.uv, pr.valid, kpY).reshape(Y, B))
+
     init = inp.init or {}
     skip = "global_orient" in init and "transl" in init
     if skip:
         pb.bar.update(cfg.camera_iters)
     else:
-        minimize([d1, t1], energy, Schedule(cfg.optimizer, cfg.camera_iters, cfg.lr_camera, cfg.lbfgs_lr), pb.bar)
+        minimize([d1, t1], energy, Schedule(cfg.optimizer, cfg.camera_iters, cfg.lr_camera, cfg.lbfgs_lr), pb.bar,
+                 on_step=record)  # fmt: skip
     with torch.no_grad():
         best = energy(1.0).argmin(0)  # [B]
         ar = torch.arange(B, device=K.device)
-        Rc = (axis_angle_to_matrix(d1) @ R0)[best, ar]  # [B, 3, 3] model -> camera
-        tc = t1[best, ar]  # [B, 3]
-        flipped = best == 1
-        # model parameters: global orientation in the world, translation from one rigid evaluation
-        R_body = R_w2c.transpose(-1, -2) @ Rc
-        go = matrix_to_axis_angle(R_body)
-        kp1 = pb.kp_fn({**pb.base, "global_orient": go})[inp.skeleton]  # [B, K, 3] world, transl 0
-        want_cam = torch.einsum("bij,bkj->bki", Rc, kp0) + tc[:, None]
-        want = torch.einsum("bji,bkj->bki", R_w2c, want_cam - T_w2c[:, None])  # R^T (x - T)
-        transl = (want - kp1).mean(1)
-        if skip:
-            R_body, transl = axis_angle_to_matrix(init["global_orient"]), init["transl"].clone()
-            go = init["global_orient"].clone()
-            flipped = torch.zeros_like(flipped)
-    params = {**{k: v.clone() for k, v in pb.base.items()}, "global_orient": go.clone(), "transl": transl.clone()}
-    return FitState(params, R_body, flipped, iterations=cfg.camera_iters)
+        Rall = axis_angle_to_matrix(d1) @ R0  # [Y, B, 3, 3] model -> camera
+
+        def state(y: torch.Tensor) -> FitState:  # the facing hypotheses y [B] as model parameters
+            Rc, tc = Rall[y, ar], t1[y, ar]  # [B, 3, 3], [B, 3]
+            # model parameters: global orientation in the world, translation from one rigid evaluation
+            R_body = R_w2c.transpose(-1, -2) @ Rc
+            go = matrix_to_axis_angle(R_body)
+            kp1 = pb.kp_fn({**pb.base, "global_orient": go})[inp.skeleton]  # [B, K, 3] world, transl 0
+            want_cam = torch.einsum("bij,bkj->bki", Rc, kp0) + tc[:, None]
+            want = torch.einsum("bji,bkj->bki", R_w2c, want_cam - T_w2c[:, None])  # R^T (x - T)
+            transl = (want - kp1).mean(1)
+            flipped = y == 1
+            if skip:
+                R_body, transl = axis_angle_to_matrix(init["global_orient"]), init["transl"].clone()
+                go = init["global_orient"].clone()
+                flipped = torch.zeros_like(flipped)
+            params = {**{k: v.clone() for k, v in pb.base.items()}, "global_orient": go.clone(),
+                      "transl": transl.clone()}  # fmt: skip
+            trace = {"reprojection_px": torch.stack([r[y, ar] for r in rows])} if rows else {}
+            return FitState(params, R_body, flipped, iterations=cfg.camera_iters, trace=trace)
+
+        out = state(best)
+        if Y > 1 and not skip:
+            out.other = state(1 - best)
+    return out
 
 
 def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar: Progress | None = None) -> FitState:
@@ -211,6 +240,16 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
         go = matrix_to_axis_angle(axis_angle_to_matrix(dg) @ start.R_body)
         return groups, {"global_orient": go, "body_pose": space.body_pose(groups), shape.name: shape(zz), "transl": tr}
 
+    stash: dict = {}
+    rows: list[dict] = []
+
+    def record():  # what the last evaluation saw (before the step)
+        X, t, data, prior_e, total = stash["X"], stash["t"], stash["data"], stash["prior"], stash["total"]
+        pr = project_points(X, inp.K, inp.world_to_camera)
+        rows.append({"reprojection_px": reprojection_error_px(pr.uv, pr.valid, inp.keypoints), "data": data,
+                     "prior": prior_e, "total": total, "t": t, "pose_prior_weight": anneal(w.pose_prior, t),
+                     "shape_weight": anneal(w.shape, t) if w.shape is not None else 0.0})  # fmt: skip
+
     def terms(t: float):
         evals[0] += 1
         groups, p = assemble()
@@ -220,19 +259,22 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
         else:  # the silhouette needs the mesh; its keypoints are the same as kp_fn's
             out = pb.model(p, validate=False)
             X, verts = out.keypoints[inp.skeleton], out.vertices
-        return body_energy(X, inp.K, inp.world_to_camera, inp.keypoints, pb.scale, groups, p["body_pose"], zz, zl,
-                           space, term, w, t, pb.silhouette, verts)  # fmt: skip
+        out = body_energy(X, inp.K, inp.world_to_camera, inp.keypoints, pb.scale, groups, p["body_pose"], zz, zl,
+                          space, term, w, t, pb.silhouette, verts)  # fmt: skip
+        stash.update(X=X.detach(), t=float(t), total=out[0].detach(), data=out[1].detach(), prior=out[2].detach())
+        return out
 
     history: list[float] = []
     sched = Schedule(cfg.optimizer, cfg.body_iters, cfg.lr_body, cfg.lbfgs_lr, cfg.lr_body_final, cfg.adam_eps,
                      len(prior_sched), cfg.tol)  # fmt: skip
-    its = minimize(variables, lambda t: terms(t)[0], sched, bar or pb.bar, history)
+    its = minimize(variables, lambda t: terms(t)[0], sched, bar or pb.bar, history, on_step=record)
     with torch.no_grad():
         e_final, data, prior_e = terms(1.0)
+        record()  # the final state's terms close the trace
         final = {k: v.detach() for k, v in assemble()[1].items()}
     # restarts are ranked by the data term plus the prior at a fixed (mid-schedule) weight
     return FitState(final, start.R_body, start.flipped, e_final, data + cfg.restart_prior_weight * prior_e,
-                    its, evals[0], history)  # fmt: skip
+                    its, evals[0], history, _stack_trace(rows))  # fmt: skip
 
 
 def stage2_weights(cfg: SMPLifyConfig, prior_sched: tuple[float, ...], latent: bool) -> Weights:
@@ -290,12 +332,22 @@ def select(runs: list[FitState]) -> FitState:
     """Per person, the run with the lowest ranking energy (the first on ties); iterations, evaluations and
     histories are summed / concatenated over the runs."""
     best = runs[0]
-    params, energy, rank = dict(best.params), best.energy, best.rank
+    params, energy, rank, R, flipped = dict(best.params), best.energy, best.rank, best.R_body, best.flipped
+    trace = dict(best.trace)
     for r in runs[1:]:
         better = r.rank < rank  # [B]
         for k in params:
             params[k] = torch.where(better.reshape(-1, *[1] * (params[k].dim() - 1)), r.params[k], params[k])
         energy = torch.where(better, r.energy, energy)
         rank = torch.where(better, r.rank, rank)
-    return replace(best, params=params, energy=energy, rank=rank, iterations=sum(r.iterations for r in runs),
-                   evaluations=sum(r.evaluations for r in runs), history=[h for r in runs for h in r.history])  # fmt: skip
+        R = torch.where(better[:, None, None], r.R_body, R)
+        flipped = torch.where(better, r.flipped, flipped)
+        for k, v in list(trace.items()):  # per-person records follow the winner (same lengths: same schedule)
+            o = r.trace.get(k)
+            if o is None or o.shape != v.shape:
+                trace.pop(k)
+            elif v.dim() == 2:
+                trace[k] = torch.where(better[None], o, v)
+    return replace(best, params=params, energy=energy, rank=rank, R_body=R, flipped=flipped, trace=trace,
+                   iterations=sum(r.iterations for r in runs), evaluations=sum(r.evaluations for r in runs),
+                   history=[h for r in runs for h in r.history])  # fmt: skip
