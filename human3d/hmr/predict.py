@@ -157,3 +157,137 @@ def hmr_initializer(body_model, weights=None):
 
     return initializer
 
+
+
+def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, focal: float | None = None,
+                  overlays: bool = True, progress: bool = True, detector=None, log=print) -> dict:  # fmt: skip
+    """``human3d hmr predict``: every person of ``images`` (a file or folder) from one forward pass; writes what
+    ``human3d fit`` writes -- ``NAME/person_XX.npz`` / ``.json`` (smplx names), ``.obj``, ``_overlay.png``,
+    ``NAME/overlay.png`` and ``summary.json`` -- and returns the summary.
+
+    Persons come from ``keypoints`` (a JSON file or folder, :func:`human3d.data.keypoints.load_keypoint_inputs`),
+    else ``detector(images)`` (the CLI passes the shipped photo detector), else each image is one person whose
+    box is the whole image. The camera is ``human3d fit``'s: principal point at the centre, focal ``focal``, else
+    EXIF, else the image diagonal (:func:`human3d.fitting.camera_init.choose_focal`)."""
+    import json
+    import time
+
+    from human3d.body import load_body_model
+    from human3d.body.io import export_mesh, save_params
+    from human3d.data.keypoints import KeypointImage, exif_focal_px, load_image, load_keypoint_inputs
+    from human3d.errors import DatasetError, Human3DError
+    from human3d.fitting.camera_init import choose_focal
+    from human3d.geometry.cameras import Cameras, make_intrinsics
+    from human3d.io_utils import atomic_write_text
+
+    t0 = time.perf_counter()
+    log = log or (lambda *a, **k: None)
+    out_dir = Path(out_dir)
+    net = load_hmr(weights)
+    body = load_body_model("anny")
+    if keypoints is not None:
+        items = load_keypoint_inputs(images, keypoints)
+    elif detector is not None:
+        items = detector(images)
+    else:
+        items = []  # a JSON beside the image where there is one, else the whole image as one person
+        for p in _image_files(images):
+            beside = p.with_suffix(".json").is_file() or p.with_name(p.stem + "_keypoints.json").is_file()
+            items.extend(load_keypoint_inputs(p, None) if beside else [KeypointImage(p.stem, p)])
+    records, pix, owners, Ks, kps, boxes = [], [], [], [], [], []
+    for item in items:
+        rec = {"image": str(item.image_path) if item.image_path else None, "name": item.name,
+               "error": item.error, "warnings": list(item.warnings), "people": []}  # fmt: skip
+        records.append(rec)
+        if item.error:
+            continue
+        try:
+            img = load_image(item.image_path, rec["warnings"])
+        except (DatasetError, TypeError) as e:
+            rec["error"] = str(e) if isinstance(e, DatasetError) else f"no image file ({e})"
+            continue
+        H, W = img.shape[:2]
+        f, src = choose_focal(W, H, focal, exif_focal_px(item.image_path, W, H))
+        rec.update(width=int(W), height=int(H), focal_px=f, focal_source=src)
+        people = [(p.index, p.keypoints) for p in item.people if p.num_valid > 0] if item.people else [(0, None)]
+        pix.append(img)
+        for index, k in people:
+            owners.append((len(records) - 1, len(pix) - 1, index))
+            Ks.append(make_intrinsics(f, f, W / 2.0, H / 2.0)[0])
+            kps.append(k)
+            boxes.append(keypoint_boxes(torch.from_numpy(k)[None])[0] if k is not None
+                         else torch.tensor([0.0, 0.0, W, H]))  # fmt: skip
+    P = len(owners)
+    t_pred = 0.0
+    if P:
+        t1 = time.perf_counter()
+        params = predict_people(net, body, pix, [o[1] for o in owners], torch.stack(Ks), boxes=torch.stack(boxes))
+        with torch.no_grad():
+            out = body(params)
+        t_pred = time.perf_counter() - t1
+        log(f"predicted {P} person(s) in {t_pred:.2f} s")
+    from tqdm.auto import tqdm
+
+    per_image: dict[int, list] = {}
+    for b, (ri, ii, index) in enumerate(tqdm(owners, desc="writing", unit="person", disable=not progress)):
+        rec = records[ri]
+        entry = {"index": index, "box_from": "keypoints" if kps[b] is not None else "whole image"}
+        rec["people"].append(entry)
+        folder, stem = out_dir / rec["name"], f"person_{index:02d}"
+        try:
+            one = {k: v[b : b + 1] for k, v in params.items()}
+            files = {"params_npz": save_params(folder / f"{stem}.npz", one, body),
+                     "params_json": save_params(folder / f"{stem}.json", one, body),
+                     "mesh": export_mesh(folder / f"{stem}.obj", out.vertices[b], body.faces)}  # fmt: skip
+            entry["files"] = {k: str(v.relative_to(out_dir)) for k, v in files.items()}
+            entry["transl"] = [round(float(x), 4) for x in params["transl"][b]]
+        except (Human3DError, OSError, ValueError) as e:
+            entry["output_error"] = f"{type(e).__name__}: {e}"
+        per_image.setdefault(ri, []).append((b, ii, entry))
+    if overlays:
+        from human3d.render.overlay import render_overlay, save_png
+
+        for ri, rows in per_image.items():
+            rec = records[ri]
+            img = pix[rows[0][1]]
+            H, W = img.shape[:2]
+            cam = Cameras(torch.stack(Ks)[rows[0][0]][None], torch.eye(4)[None], W, H)
+            combined = img
+            for b, _, entry in rows:
+                try:
+                    kp = None if kps[b] is None else torch.from_numpy(kps[b])
+                    ov = render_overlay(img, out.vertices[b].float(), body.faces, cam, keypoints=kp)
+                    p = save_png(out_dir / rec["name"] / f"person_{entry['index']:02d}_overlay.png", ov)
+                    entry.setdefault("files", {})["overlay"] = str(p.relative_to(out_dir))
+                    combined = render_overlay(combined, out.vertices[b].float(), body.faces, cam) if len(rows) > 1 else ov
+                except (Human3DError, OSError, ValueError, RuntimeError) as e:
+                    entry["output_error"] = f"overlay: {type(e).__name__}: {e}"
+            try:
+                rec["overlay"] = str(save_png(out_dir / rec["name"] / "overlay.png", combined).relative_to(out_dir))
+            except (Human3DError, OSError, ValueError) as e:
+                rec["warnings"].append(f"overlay: {type(e).__name__}: {e}")
+    summary = {"method": "hmr", "model": "anny", "weights": str(weights) if weights else DEFAULT_WEIGHTS,
+               "images": records, "persons": P, "predict_time_s": round(t_pred, 4),
+               "seconds_per_person": round(t_pred / P, 5) if P else None,
+               "total_time_s": round(time.perf_counter() - t0, 3),
+               "camera": "OpenCV, identity extrinsics; principal point at the image centre; transl from the "
+                         "weak-perspective camera with the image's focal"}  # fmt: skip
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+def _image_files(images) -> list[Path]:
+    """The image file ``images``, or the images of the folder ``images`` (sorted)."""
+    from human3d.data.keypoints import IMAGE_SUFFIXES
+    from human3d.errors import DatasetError
+
+    p = Path(images).expanduser()
+    if not p.exists():
+        raise DatasetError(f"images: '{p}' does not exist")
+    if not p.is_dir():
+        return [p]
+    out = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+    if not out:
+        raise DatasetError(f"images: folder '{p}' holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return out
