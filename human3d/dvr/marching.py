@@ -45,19 +45,26 @@ class MarchResult(NamedTuple):
 
 
 def secant_refine(fn: Field, origins, dirs, t_lo, t_hi, f_lo, f_hi, n_iters: int = 8, level: float = 0.0):
-    """Secant steps ``t = t_lo - f_lo (t_hi - t_lo) / (f_hi - f_lo)`` on a bracket with ``f_lo <= level < f_hi``
-    (values minus ``level``), keeping the bracket (the new point replaces the end with its sign, as in DVR).
-    All [R]; returns the last secant point [R]."""
+    """Secant steps ``x2 = x1 - f(x1) (x1 - x0) / (f(x1) - f(x0))`` on the two latest iterates, starting from a
+    bracket with ``f_lo <= level < f_hi`` (values minus ``level``) and safeguarded by it: the bracket shrinks with
+    each new point's sign, and a step that would leave it (or divide by ~0) takes the bracket's own secant point
+    (regula falsi, DVR's update) instead. All [R]; returns the last iterate [R]."""
     f_lo, f_hi = f_lo - level, f_hi - level
-    t = t_lo
+    x0, g0, x1, g1 = t_lo, f_lo, t_hi, f_hi
+    x = t_lo
     for _ in range(int(n_iters)):  # a fixed small number of iterations, vectorised over rays
-        denom = f_hi - f_lo
-        t = t_lo - f_lo * (t_hi - t_lo) / torch.where(denom.abs() < 1e-12, torch.full_like(denom, 1e-12), denom)
-        f = fn(origins + t[:, None] * dirs) - level  # [R]
+        den = g1 - g0
+        x = x1 - g1 * (x1 - x0) / torch.where(den.abs() < 1e-30, torch.full_like(den, 1e-30), den)
+        den_b = f_hi - f_lo
+        x_b = t_lo - f_lo * (t_hi - t_lo) / torch.where(den_b.abs() < 1e-30, torch.full_like(den_b, 1e-30), den_b)
+        bad = ~torch.isfinite(x) | (x <= torch.minimum(t_lo, t_hi)) | (x >= torch.maximum(t_lo, t_hi))
+        x = torch.where(bad, x_b, x)
+        f = fn(origins + x[:, None] * dirs) - level  # [R]
         occ = f > 0
-        t_hi, f_hi = torch.where(occ, t, t_hi), torch.where(occ, f, f_hi)
-        t_lo, f_lo = torch.where(occ, t_lo, t), torch.where(occ, f_lo, f)
-    return t
+        t_hi, f_hi = torch.where(occ, x, t_hi), torch.where(occ, f, f_hi)
+        t_lo, f_lo = torch.where(occ, t_lo, x), torch.where(occ, f_lo, f)
+        x0, g0, x1, g1 = x1, g1, x, f
+    return x
 
 
 @torch.no_grad()
@@ -112,6 +119,9 @@ def march_rays(
         else:
             tt = torch.cat([prev_t[idx, None], t], 1)  # [A, c + 1]
             ff = torch.cat([prev_f[idx, None], f], 1)
+        prev_t[idx], prev_f[idx] = t[:, -1], f[:, -1]
+        if ff.shape[1] < 2:  # a one-step first chunk: no pair of samples yet
+            continue
         change = (ff[:, :-1] <= level) & (ff[:, 1:] > level)  # [A, c(+1) - 1] free -> occupied
         has = change.any(-1)
         first = change.float().argmax(-1)  # index of the first crossing (0 where none)
@@ -120,7 +130,6 @@ def march_rays(
         t_lo[sel], t_hi[sel] = tt[has].gather(1, fi)[:, 0], tt[has].gather(1, fi + 1)[:, 0]
         f_lo[sel], f_hi[sel] = ff[has].gather(1, fi)[:, 0], ff[has].gather(1, fi + 1)[:, 0]
         found[sel] = True
-        prev_t[idx], prev_f[idx] = t[:, -1], f[:, -1]
     depth = torch.zeros(R, dtype=dt, device=dev)
     hit_idx = found.nonzero(as_tuple=True)[0]
     if hit_idx.numel():
