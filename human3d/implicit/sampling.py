@@ -197,8 +197,10 @@ def sample_sdf(
     near_fraction: float = 0.94,
     sigmas: tuple[float, ...] = DEEPSDF_SIGMAS,
     seed: int = 0,
+    normalization: Normalization | None = None,
 ) -> SDFSamples:
-    """DeepSDF's sample mix on the unit-sphere-normalised watertight mesh.
+    """DeepSDF's sample mix on the unit-sphere-normalised watertight mesh (``normalization``: a given frame shared
+    by a family of shapes instead of the mesh's own unit sphere).
 
     ``near_fraction`` of the points are surface samples perturbed by isotropic Gaussian noise, split evenly over
     ``sigmas`` (std, unit-sphere units); the rest are uniform in the cube [-1, 1]^3. Signed distances are exact
@@ -209,7 +211,7 @@ def sample_sdf(
     if n < 1 or not sigmas or min(sigmas) <= 0:
         raise InvalidInputError(f"n / sigmas: expected n >= 1 and positive sigmas, got {n}, {sigmas}")
     v, f = check_mesh(vertices, faces)
-    norm = unit_sphere_normalization(v)
+    norm = unit_sphere_normalization(v) if normalization is None else normalization
     vu = norm.to_unit(v)
     rng = np.random.default_rng(seed)
     n_near = int(round(n * near_fraction))
