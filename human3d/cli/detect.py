@@ -51,6 +51,7 @@ def detect(
     ov_dir = out.with_name(out.stem + "_overlays")
     if overlay:
         check_output_file(out.with_suffix(".png"), "--out") if single else check_output_dir(ov_dir, "--out")
+    _check_readable(paths)
     t0 = time.perf_counter()
     skeleton = "body25" if fmt == Format.openpose else "coco17"
     used = resolve_backend(backend.value)
@@ -72,3 +73,21 @@ def detect(
             say(f"skipped image {it.name}: {it.error}")
     n = sum(len(it.people) for it in items)
     say(f"{n} person(s) in {len(items)} image(s) ({used}, {dt / max(1, len(items)):.2f} s per image) -> {out}")
+
+
+def _check_readable(paths) -> None:
+    """Refuse, before any work, a run where no image can be read (each named with the reason)."""
+    if not paths:
+        return
+    from human3d.data.keypoints import check_image
+    from human3d.errors import DatasetError
+
+    errors = []
+    for p in paths:
+        try:
+            check_image(p)
+            return
+        except DatasetError as e:
+            errors.append(str(e))
+    raise DatasetError(errors[0] if len(errors) == 1 else f"images: none of the {len(errors)} images can be read: "
+                       + "; ".join(errors[:5]) + ("; ..." if len(errors) > 5 else ""))
