@@ -79,7 +79,8 @@ def _read_raw(path: Path) -> Any:
     except UnsafePickleError:
         raise
     except ModelFileError as exc:
-        raise DatasetError(str(exc).replace("model pickle", "parameter pickle")) from None
+        raise DatasetError(f"{str(exc).replace('model pickle', 'parameter pickle')}; expected a pickled dict of numpy "
+                           "arrays (or use .npz / .json)") from None  # fmt: skip
 
 
 def _is_ours(raw: Any) -> bool:
@@ -89,13 +90,15 @@ def _is_ours(raw: Any) -> bool:
 def _unwrap(raw: Any, path: Path) -> tuple[list[dict], str]:
     """The per-body dict(s) of a file: a dict, ``pred_smpl_params`` / ``smpl`` / ``smpl_params`` inside it, or a
     list of dicts (4D-Humans per-person results)."""
+    what = "a JSON object" if path.suffix.lower() == ".json" else "a dict of parameter arrays"
     if isinstance(raw, (list, tuple)):
         if not raw or not all(isinstance(r, dict) for r in raw):
-            raise DatasetError(f"params file '{path}': a list must hold one parameter dict per body")
+            raise DatasetError(f"params file '{path}': expected {what} (or a list of them, one per body), got a "
+                               f"{type(raw).__name__} of {type(raw[0]).__name__ if raw else 'nothing'}")  # fmt: skip
         items = [_unwrap(r, path)[0][0] for r in raw]
         return items, "list"
     if not isinstance(raw, dict):
-        raise DatasetError(f"params file '{path}': expected a dict of parameter arrays, got {type(raw).__name__}")
+        raise DatasetError(f"params file '{path}': expected {what}, got {type(raw).__name__}")
     for key in ("pred_smpl_params", "smpl_params", "smpl"):
         if isinstance(raw.get(key), (dict, list, tuple)) and "body_pose" not in raw:
             return _unwrap(raw[key], path)
@@ -277,7 +280,10 @@ def read_params(path, model: str | None = None) -> BodyParams:
     path = check_file(path, "params file", FOREIGN_SUFFIXES, error=DatasetError)
     raw = _read_raw(path)
     if _is_ours(raw):
-        return load_params(path)
+        loaded = load_params(path)
+        if model is not None and str(model).lower() != loaded.model:
+            raise DatasetError(f"params file '{path}': parameters are for model '{loaded.model}', not '{model}'")
+        return loaded
     bodies, _ = _unwrap(raw, path)
     first = bodies[0]
     if "poses" in first and ("trans" in first or "mocap_framerate" in first or "mocap_frame_rate" in first):

@@ -54,50 +54,164 @@ def render_body_png(path: Path, vertices, faces, width: int = 512, height: int =
     return save_png(path, rgb)
 
 
+class MeshFormat(str, Enum):
+    obj = "obj"
+    ply = "ply"
+    glb = "glb"
+
+
+class ParamsLayout(str, Enum):
+    human3d = "human3d"
+    smplx = "smplx"
+
+
+def _body_for(loaded, model: Optional[ModelName], model_path, gender: Optional[Gender], num_betas: Optional[int]):
+    """The body model a parameter file asks for: the family, gender, number of betas, hand PCA and flat hand mean
+    it names or implies, each overridden by an explicit option."""
+    from human3d.body import load_body_model
+
+    meta = loaded.meta if loaded is not None else {}
+    family = model.value if model is not None else (loaded.model if loaded is not None else "anny")
+    kw = {}
+    if family in ("smplh", "smplx"):
+        if meta.get("num_pca_comps"):
+            kw["num_pca_comps"] = int(meta["num_pca_comps"])
+        if meta.get("flat_hand_mean"):
+            kw["flat_hand_mean"] = True
+    g = gender.value if gender is not None else str(meta.get("gender", "neutral"))
+    nb = num_betas if num_betas is not None else int(meta.get("num_betas", 10))
+    return load_body_model(family, model_path=model_path, gender=g, num_betas=nb, **kw)
+
+
+def _sequence_camera(vertices, width: int, height: int, z_up: bool):
+    """One fixed camera framing every frame [T, V, 3]: front view (looking along -Z, Y up) or, for Z-up data
+    (AMASS), looking along +Y with Z up."""
+    from human3d.geometry import frame_points
+
+    T = vertices.shape[0]
+    pts = vertices[:: max(1, T // 50), :: 7].reshape(-1, 3)
+    if z_up:
+        return frame_points(pts, width, height, view_dir=(0.0, 1.0, 0.0), up=(0.0, 0.0, 1.0))
+    return frame_points(pts, width, height)
+
+
+def _write_video(path: Path, vertices, faces, fps: float, z_up: bool, progress: bool, size: int = 384) -> Path:
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+
+    from human3d.render.overlay import render_overlay
+    from human3d.train.scene import write_video
+
+    cams = _sequence_camera(vertices, size, size, z_up)
+    white = np.full((size, size, 3), 255, np.uint8)
+
+    def frames():
+        for v in tqdm(vertices, desc="video", unit="frame", disable=not progress):
+            yield torch.from_numpy(render_overlay(white, v, faces, cams, alpha=1.0)).float() / 255.0
+
+    return write_video(frames(), path, max(1, round(fps)))
+
+
 @app.command("export")
 def export(
-    out: Path = typer.Option(..., "--out", "-o", help="Output mesh: .obj, .ply or .glb (format from the suffix)."),
-    model: ModelName = typer.Option(ModelName.anny, help="Body model family. 'anny' is embedded and needs no file."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output mesh: .obj, .ply or .glb (format from the suffix). "
+                             "With --all-frames: a folder (one mesh per frame + animation.mp4), or a .glb (one "
+                             "animated file: a morph target per frame, played by Blender / three.js viewers)."),
+    model: Optional[ModelName] = typer.Option(None, help="Body model family. Default: the one the --params file "
+                                              "names or implies (AMASS pose width, hand / face parameters, "
+                                              "body_pose of 69 values = SMPL), else 'anny' (embedded, needs no file)."),
     model_path: Optional[Path] = typer.Option(
         None, help="SMPL/SMPL-H/SMPL-X model file (.pkl/.npz) or folder (smplx layout). Not used for Anny."
     ),
-    gender: Gender = typer.Option(Gender.neutral, help="SMPL family gender (Anny's gender is a phenotype)."),
-    num_betas: int = typer.Option(10, help="Number of SMPL-family shape coefficients to use."),
+    gender: Optional[Gender] = typer.Option(None, help="SMPL family gender. Default: the params file's (AMASS "
+                                            "'gender'), else neutral. (Anny's gender is a phenotype.)"),
+    num_betas: Optional[int] = typer.Option(None, min=1, help="Number of SMPL-family shape coefficients. Default: "
+                                            "the width of the params file's betas, else 10."),
     params: Optional[Path] = typer.Option(
-        None, help="Parameter file (.npz/.json, smplx names) to pose the body; default: rest pose, mean shape."
+        None, help="Parameters posing the body (default: rest pose, mean shape): human3d's .npz/.json, or another "
+        "tool's file: smplx-named .npz/.json/.pkl, an SMPLify-X result .pkl, an AMASS .npz, a 4D-Humans "
+        "(HMR2 / PHALP) .pkl/.npz of rotation matrices. .pkl files go through a restricted unpickler."
     ),
-    index: int = typer.Option(0, help="Which body of a batched parameter file to export."),
-    render: Optional[Path] = typer.Option(None, help="Also render a shaded front view to this PNG."),
+    index: int = typer.Option(0, "--index", "--frame", help="Which body (batched file) or frame (AMASS sequence) "
+                              "to export."),
+    all_frames: bool = typer.Option(False, "--all-frames", help="Export every body / frame of the file (every "
+                                    "--stride-th) instead of one: see --out."),
+    stride: int = typer.Option(1, "--stride", min=1, help="With --all-frames: take every N-th frame."),
+    fps: Optional[float] = typer.Option(None, "--fps", min=0.01, help="Frames per second of the animation / video. "
+                                        "Default: the file's (AMASS mocap_framerate) divided by --stride, else 30."),
+    mesh_format: MeshFormat = typer.Option(MeshFormat.obj, "--mesh-format", help="With --all-frames into a "
+                                           "folder: format of the per-frame meshes (frame_00000.obj, ...)."),
+    video: bool = typer.Option(True, "--video/--no-video", help="With --all-frames into a folder: also render "
+                               "animation.mp4 (H.264; a fixed camera framing the whole motion; AMASS's Z-up world "
+                               "seen along +Y)."),
+    render: Optional[Path] = typer.Option(None, help="Also render a shaded front view to this PNG (one body)."),
     save_params_to: Optional[Path] = typer.Option(
-        None, "--save-params", help="Also write the full parameter set used (.npz or .json)."
+        None, "--save-params", help="Also write the full parameter set used (.npz/.json in human3d's layout; .pkl, "
+        "or .npz with --params-layout smplx, as bare smplx-named arrays that smplx loads: model(**params))."
     ),
+    params_layout: ParamsLayout = typer.Option(ParamsLayout.human3d, "--params-layout", help="Layout of "
+                                               "--save-params: human3d (with metadata) or smplx (arrays only)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Progress bars for sequences."),
 ) -> None:
-    """Write the body's mesh (posed by --params if given)."""
+    """Write the body's mesh (posed by --params if given), or a mesh sequence / animated .glb with --all-frames."""
 
     def job():
-        from human3d.body.io import export_mesh, load_params, save_params
-
-        body = _load_model(model, model_path, gender, num_betas)
-        p = {}
-        if params is not None:
-            loaded = load_params(params, model=body)
-            if not 0 <= index < loaded.batch_size:
-                from human3d.errors import InvalidInputError
-
-                raise InvalidInputError(f"--index: {params} holds {loaded.batch_size} bodies, got index {index}")
-            p = {k: v[index : index + 1] for k, v in loaded.params.items()}
         import torch
+        from tqdm import tqdm
 
+        from human3d.body.io import MESH_SUFFIXES, export_animation, export_mesh, save_params
+        from human3d.body.param_formats import read_params
+        from human3d.cli.runner import check_output_dir, check_output_file, say
+        from human3d.errors import InvalidInputError
+
+        animated = all_frames and out.suffix.lower() == ".glb"
+        if all_frames and not animated:
+            check_output_dir(out)
+            if render is not None:
+                raise InvalidInputError("--render draws one body; with --all-frames the video is animation.mp4")
+        else:
+            check_output_file(out, "--out", MESH_SUFFIXES)
+        loaded = read_params(params, model=None if model is None else model.value) if params is not None else None
+        body = _body_for(loaded, model, model_path, gender, num_betas)
+        full = body.validate_params(loaded.params if loaded is not None else {})
+        n = next(iter(full.values())).shape[0]
+        if all_frames:
+            frames = list(range(0, n, stride))
+        else:
+            if not 0 <= index < n:
+                raise InvalidInputError(f"--index/--frame: {params} holds {n} bodies/frames, got index {index}")
+            frames = [index]
+        z_up = loaded is not None and loaded.meta.get("format") == "amass"
+        rate = fps if fps is not None else (loaded.meta["fps"] / stride if loaded and "fps" in loaded.meta else 30.0)
+        chosen = {k: v[frames] for k, v in full.items()}
+        verts = []
         with torch.no_grad():
-            output = body(p)
-        export_mesh(out, output.vertices[0], output.faces)
-        console.print(f"wrote {out} ({output.vertices.shape[1]} vertices, {output.faces.shape[0]} faces)")
+            for a in tqdm(range(0, len(frames), 64), desc="posing", unit="batch",
+                          disable=not (progress and len(frames) > 64)):  # fmt: skip
+                output = body({k: v[a : a + 64] for k, v in chosen.items()})
+                verts.append(output.vertices)
+        vertices, faces = torch.cat(verts), output.faces
+        if not all_frames:
+            export_mesh(out, vertices[0], faces)
+            say(f"wrote {out} ({vertices.shape[1]} vertices, {faces.shape[0]} faces)")
+        elif animated:
+            export_animation(out, vertices, faces, fps=rate, z_up=z_up)
+            say(f"wrote {out} ({len(frames)} frames at {rate:g} fps, one morph target per frame)")
+        else:
+            out.mkdir(parents=True, exist_ok=True)
+            for j, i in enumerate(tqdm(frames, desc="meshes", unit="frame", disable=not progress)):
+                export_mesh(out / f"frame_{i:05d}.{mesh_format.value}", vertices[j], faces)
+            say(f"wrote {len(frames)} meshes to {out}")
+            if video:
+                _write_video(out / "animation.mp4", vertices, faces, rate, z_up, progress)
+                say(f"wrote {out / 'animation.mp4'} ({rate:g} fps)")
         if save_params_to is not None:
-            save_params(save_params_to, output.params, body)
-            console.print(f"wrote {save_params_to}")
+            save_params(save_params_to, chosen, body, layout=params_layout.value)
+            say(f"wrote {save_params_to}")
         if render is not None:
-            render_body_png(render, output.vertices[0], output.faces)
-            console.print(f"wrote {render}")
+            render_body_png(render, vertices[0], faces)
+            say(f"wrote {render}")
 
     _run(job)
 
