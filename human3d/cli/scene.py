@@ -69,10 +69,37 @@ def open_run(trainer_cls, run: Path):
     return trainer_cls.from_run(run)
 
 
-def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -> typer.Typer:
-    """A typer app with ``train``, ``render`` and ``eval`` for a :class:`human3d.train.scene.SceneTrainer`."""
+def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str,
+                   open_file: Callable | None = None, file_suffix: str = ".ply") -> typer.Typer:  # fmt: skip
+    """A typer app with ``train``, ``render`` and ``eval`` for a :class:`human3d.train.scene.SceneTrainer`.
+
+    ``open_file(path, data)`` (optional) lets ``render`` / ``eval`` take a model file (``file_suffix``, e.g. a
+    3DGS ``.ply``) instead of a run folder: it returns a trainer-like object rendering that file with the cameras
+    of the dataset ``data``; its outputs default to a folder named after the file (``model.ply`` -> ``model/``).
+    """
     kind = trainer_cls.kind
     name = kind.lower()
+    run_help = f"Run folder written by `human3d {name} train`" + (
+        f", or a {file_suffix} file (rendered with the cameras of --data; outputs then default to a folder named "
+        f"after it, model{file_suffix} -> model/)." if open_file else "."
+    )
+    data_opt = typer.Option(None, "--data", help="Dataset (Blender or COLMAP folder) whose cameras and images to "
+                            f"use: required when RUN is a {file_suffix} file; for a run folder, replaces the run's "
+                            "own dataset.")  # fmt: skip
+
+    def is_file(run: Path) -> bool:
+        return open_file is not None and Path(run).suffix.lower() == file_suffix
+
+    def base(run: Path) -> Path:
+        return Path(run).with_suffix("") if is_file(run) else Path(run)
+
+    def open_any(run: Path, data: Optional[Path]):
+        if is_file(run):
+            if data is None:
+                raise InvalidInputError(f"--data: '{run}' is a {file_suffix} file; name the dataset whose cameras "
+                                        "to render with --data DATA")  # fmt: skip
+            return open_file(Path(run), Path(data))
+        return trainer_cls.from_run(run, data=data)
     app = typer.Typer(help=help, no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)
     epilog = config_epilog(trainer_cls.config_class, preset_fn("fast"))
 
@@ -116,7 +143,8 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
     @app.command()
     @command
     def render(
-        run: Path = typer.Argument(..., help=f"Run folder written by `human3d {name} train`."),
+        run: Path = typer.Argument(..., help=run_help),
+        data: Optional[Path] = data_opt,
         split: str = typer.Option("test", "--split", help="Render every view of this split (test falls back to "
                                   "val when missing)."),
         orbit: Optional[int] = typer.Option(None, "--orbit", min=1, help="Instead, render an orbit of N frames."),
@@ -128,13 +156,14 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
         """Render a split's views as PNGs, or an orbit video (MP4)."""
         if video is not None and orbit is None:
             raise InvalidInputError("--video needs --orbit N")
+        video = video if video is not None else base(run) / "orbit.mp4"
         if orbit is not None:
-            check_output_file(video if video is not None else Path(run) / "orbit.mp4", "--video", (".mp4",))
+            check_output_file(video, "--video", (".mp4",))
         elif out is not None:
             check_output_dir(out)
-        trainer = open_run(trainer_cls, run)
+        trainer = open_any(run, data)
         if orbit is not None:
-            path = trainer.render_orbit(orbit, video if video is not None else Path(run) / "orbit.mp4", fps)
+            path = trainer.render_orbit(orbit, video, fps)
             say(f"wrote {path}")
         else:
             paths = trainer.render_split(split, out)
@@ -143,16 +172,18 @@ def make_scene_app(trainer_cls, presets: dict, preset_fn: Callable, help: str) -
     @app.command("eval")
     @command
     def evaluate(
-        run: Path = typer.Argument(..., help=f"Run folder written by `human3d {name} train`."),
+        run: Path = typer.Argument(..., help=run_help),
+        data: Optional[Path] = data_opt,
         split: str = typer.Option("test", "--split", help="Split to evaluate (test falls back to val when missing)."),
         max_views: Optional[int] = typer.Option(None, "--max-views", min=1, help="Evaluate at most this many evenly "
                                                 "spaced views (default: run.eval_max_views, else all)."),
         write_images: bool = typer.Option(True, "--images/--no-images", help="Write the rendered PNGs too."),
     ) -> None:
         """PSNR / SSIM on a split; writes RUN/eval/<split>/metrics.json (LPIPS: no offline weights)."""
-        m = open_run(trainer_cls, run).evaluate(split, max_views=max_views, write_images=write_images)
+        trainer = open_any(run, data)
+        m = trainer.evaluate(split, max_views=max_views, write_images=write_images)
         say(f"{m['split']}: PSNR {m['psnr']:.2f} dB, SSIM {m['ssim']:.4f} over {m['n_views']} views "
-            f"-> {Path(run) / 'eval' / m['split'] / 'metrics.json'}")  # fmt: skip
+            f"-> {trainer.out / 'eval' / m['split'] / 'metrics.json'}")  # fmt: skip
         typer.echo(json.dumps({k: m[k] for k in ("split", "n_views", "psnr", "ssim", "step") if k in m}))
 
     return app
