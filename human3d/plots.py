@@ -16,7 +16,7 @@ import numpy as np
 from human3d.errors import InvalidInputError
 from human3d.io_utils import atomic_path
 
-__all__ = ["line_chart", "nice_ticks", "PALETTE"]
+__all__ = ["line_chart", "stacked_charts", "nice_ticks", "PALETTE"]
 
 PALETTE = [(200, 80, 0), (0, 0, 200), (0, 150, 0), (150, 0, 150), (0, 140, 220), (120, 120, 120)]  # BGR
 
@@ -50,13 +50,44 @@ def line_chart(
     size: tuple[int, int] = (720, 460),
     colors: Mapping[str, tuple[int, int, int]] | None = None,
     legend: str = "upper right",
+    vlines: Mapping[str, float] | None = None,
 ) -> Path:
     """Draw ``series`` ({name: (xs, ys)}) as lines in one chart and write ``path`` (PNG, atomically).
 
     ``legend``: "upper right" (default, for falling curves) or "lower right" (for rising ones, e.g. PSNR).
+    ``vlines``: {label: x} dashed vertical markers (e.g. stage boundaries).
     Non-finite points (and non-positive ones with ``log_y``) are skipped; a series left empty is only listed in the
     legend. Returns the path. Raises :class:`InvalidInputError` when no series has a point to draw.
     """
+    img = _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines)
+    return _write_png(img, path)
+
+
+def stacked_charts(panels: Sequence[Mapping], path, width: int = 720, panel_height: int = 300) -> Path:
+    """Several charts one above the other in one PNG: each panel a dict of :func:`line_chart`'s keyword
+    arguments (``series``, ``title``, ``ylabel``, ``log_y``, ``vlines``, ...). Returns the path."""
+    if not panels:
+        raise InvalidInputError("stacked_charts: expected at least one panel")
+    imgs = [_chart(p["series"], p.get("title", ""), p.get("xlabel", ""), p.get("ylabel", ""), p.get("log_y", False),
+                   (width, panel_height), p.get("colors"), p.get("legend", "upper right"), p.get("vlines"))
+            for p in panels]  # fmt: skip
+    return _write_png(np.concatenate(imgs, 0), path)
+
+
+def _write_png(img: np.ndarray, path) -> Path:
+    import cv2
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        ok, buf = cv2.imencode(".png", img)
+        if not ok:
+            raise InvalidInputError(f"line_chart: cannot encode '{path}'")
+        Path(tmp).write_bytes(buf.tobytes())
+    return path
+
+
+def _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines) -> np.ndarray:
+    """One chart as a BGR image ``[H, W, 3]`` (see :func:`line_chart`)."""
     import cv2
 
     if legend not in ("upper right", "lower right"):
@@ -90,6 +121,13 @@ def line_chart(
     for x in xt:
         cv2.line(img, px(x, y0), px(x, y1), (240, 240, 240), 1)
         cv2.putText(img, f"{x:g}", (px(x, y0)[0] - 8, H - bottom + 18), font, small, (0, 0, 0), 1, cv2.LINE_AA)
+    for k, (label, x) in enumerate((vlines or {}).items()):
+        if not (math.isfinite(x) and x0 <= x <= x1):
+            continue
+        (u, vt), (_, vb) = px(x, y1), px(x, y0)
+        for v in range(vt, vb, 8):  # dashed
+            cv2.line(img, (u, v), (u, min(v + 4, vb)), (90, 90, 90), 1)
+        cv2.putText(img, label, (u + 4, vt + 14 + 14 * k), font, small, (90, 90, 90), 1, cv2.LINE_AA)
     cv2.rectangle(img, px(x0, y1), px(x1, y0), (0, 0, 0), 1)
     cv2.putText(img, title, (left, 28), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
     cv2.putText(img, xlabel, (W // 2 - 4 * len(xlabel), H - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
@@ -104,10 +142,4 @@ def line_chart(
                 cv2.circle(img, q, 3, c, -1, cv2.LINE_AA)
         ly = top + 20 + 20 * k if legend == "upper right" else H - bottom - 15 - 20 * (len(pts) - 1 - k)
         cv2.putText(img, name, (W - right - 300, ly), font, 0.5, c, 1, cv2.LINE_AA)
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        ok, buf = cv2.imencode(".png", img)
-        if not ok:
-            raise InvalidInputError(f"line_chart: cannot encode '{path}'")
-        Path(tmp).write_bytes(buf.tobytes())
-    return path
+    return img

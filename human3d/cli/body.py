@@ -271,7 +271,9 @@ def demo(
         from human3d.fitting.pipeline import fit_images
 
         from human3d.assets import example_photo
+        from human3d.cli.runner import check_output_dir
 
+        check_output_dir(out, "--out")  # before any work
         image, keypoints = example_photo()
         out.mkdir(parents=True, exist_ok=True)
         run = fit_images(image, keypoints, out, model="anny", progress=not quiet, log=None if quiet else console.print)

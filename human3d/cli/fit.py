@@ -10,7 +10,6 @@ from typing import Optional
 import typer
 
 from human3d.body import MODEL_NAMES
-from human3d.errors import Human3DError
 from human3d.fitting.priors import PRIOR_KINDS
 
 app = typer.Typer(help="Fit a 3D body model to the 2D keypoints of photos (SMPLify, batched).",
@@ -71,15 +70,21 @@ def fit(
     device: str = typer.Option("cpu", "--device", help="Where to fit: cpu (default), cuda, or auto (CUDA when "
                                "available). On a GPU the whole batch fits in about the time of a few people "
                                "(1,024 people in 1.5 s on an H200, SMPL family)."),
+    chunk: int = typer.Option(16, "--chunk", min=1, help="Images per batch. Each batch's outputs and summary.json "
+                              "are written before the next starts, so an interrupt (Ctrl-C, SIGTERM) keeps the "
+                              "finished images; larger batches fit faster per person."),
+    resume: bool = typer.Option(False, "--resume", help="Skip the images a previous run into --out completed "
+                                "(listed in its summary.json with all outputs present)."),
 ) -> None:
-    """Fit a body model to every person in IMAGES; write parameters (.npz/.json), meshes (.obj), overlays and
-    summary.json to --out. All people of all images are optimised together in one batch."""
-    from rich.console import Console
-
+    """Fit a body model to every person in IMAGES; write parameters (.npz/.json), meshes (.obj), overlays,
+    loss.png and summary.json to --out. The people of --chunk images at a time are optimised together in one
+    batch. Exit codes: 0 done; 2 bad input, or no person could be fitted (one line per skipped image says why);
+    130 interrupted (finished images kept, rerun with --resume)."""
+    from human3d.cli.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_output_dir, say
     from human3d.fitting.config import SMPLifyConfig
-    from human3d.fitting.pipeline import fit_images
+    from human3d.fitting.pipeline import FitInterrupted, fit_images
 
-    console = Console(stderr=True)
+    check_output_dir(out, "--out")  # before any work: an existing file, a file on the way, no permission
     changes = {"optimizer": optimizer.value}
     if iters is not None:
         changes["body_iters"] = iters
@@ -93,26 +98,37 @@ def fit(
             body, initializer = _hmr(model.value, model_path, gender, device)
         run = fit_images(images, keypoints, out, model=body, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
-                         gender=gender, log=None if quiet else console.print, device=device,
+                         gender=gender, log=None if quiet else say, device=device,
                          detector=_detector(quiet) if keypoints is None else None,
-                         initializer=initializer)  # fmt: skip
-    except Human3DError as e:
-        console.print(f"[red]Error:[/red] {e}")
-        raise typer.Exit(code=2) from None
+                         initializer=initializer, chunk=chunk, resume=resume)  # fmt: skip
+    except FitInterrupted as e:
+        say(f"interrupted: {e}")
+        raise typer.Exit(code=EXIT_INTERRUPTED) from None
     s = run.summary
     for rec in s["images"]:
-        if rec["error"]:
-            console.print(f"[yellow]skipped image[/yellow] {rec['name']}: {rec['error']}")
+        if rec.get("resumed") and quiet:  # (not quiet: fit_images logged it)
+            say(f"resume: {rec['name']} was fitted by the previous run (outputs in {run.out_dir / rec['name']}), skipped")
+        if rec.get("status") == "skipped" or rec["error"]:
+            say(f"skipped image {rec['name']}: {_why(rec)}")
         for p in rec["people"]:
-            if not p["fitted"]:
-                console.print(f"[yellow]skipped person[/yellow] {rec['name']} #{p['index']}: {p['skip_reason']}")
+            if not p["fitted"] and rec.get("status") != "skipped":
+                say(f"skipped person {rec['name']} #{p['index']}: {p['skip_reason']}")
     err = s["mean_reprojection_error_px"]
     msg = f"fitted {s['persons_fitted']}/{s['persons']} person(s) in {s['fit_time_s']:.1f} s"
     if err is not None:
         msg += f", mean reprojection error {err:.1f} px"
-    console.print(msg + f" -> {run.out_dir / 'summary.json'}")
+    say(msg + f" -> {run.out_dir / 'summary.json'}")
     if s["persons_fitted"] == 0:
-        raise typer.Exit(code=1)
+        say(f"error: no person could be fitted in {len(s['images'])} image(s) (see the lines above)")
+        raise typer.Exit(code=EXIT_BAD_INPUT)
+
+
+def _why(rec: dict) -> str:
+    """Why an image was skipped: its error (from human3d.data.keypoints), else its warnings / persons' reasons."""
+    if rec["error"]:
+        return rec["error"]
+    reasons = [f"person #{p['index']}: {p['skip_reason']}" for p in rec["people"] if not p["fitted"]]
+    return "; ".join(reasons + list(rec.get("warnings") or [])) or "nothing to fit"
 
 
 def _hmr(model: str, model_path, gender: str, device: str):

@@ -19,8 +19,10 @@ confidence, a single keypoint, NaN coordinates, keypoints outside the image; see
 
 from __future__ import annotations
 
+import contextlib
 import json
-import math
+import signal
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +40,7 @@ from human3d.fitting.smplify import SMPLifyResult, smplify
 from human3d.geometry.cameras import Cameras, make_intrinsics
 from human3d.io_utils import atomic_write_text
 
-__all__ = ["fit_images", "FitRun"]
+__all__ = ["fit_images", "FitRun", "FitInterrupted"]
 
 
 @dataclass
@@ -49,6 +51,7 @@ class FitRun:
     result: SMPLifyResult | None
     out_dir: Path
     images: list[KeypointImage] = field(default_factory=list)
+    results: list[SMPLifyResult] = field(default_factory=list)  # one per batch (see ``chunk``)
 
     @property
     def num_fitted(self) -> int:
@@ -92,6 +95,8 @@ def fit_images(
     device: str = "cpu",
     detector=None,
     initializer=None,
+    chunk: int | None = None,
+    resume: bool = False,
 ) -> FitRun:
     """Fit all persons of ``images`` (file or folder) with ``keypoints`` (see :mod:`human3d.data.keypoints`).
 
@@ -117,17 +122,24 @@ def fit_images(
             (``human3d fit --init hmr``). Each becomes one more hypothesis of :func:`smplify` (the default one
             stays; each person keeps the lower energy). An image it fails on (a ``Human3DError``) is fitted
             without it, with a warning.
+        chunk: images per smplify batch (None: all in one). Each batch's outputs and ``summary.json`` are
+            written before the next starts, so SIGINT / SIGTERM (:class:`FitInterrupted`, a ``KeyboardInterrupt``)
+            leaves the finished images complete and listed (``completed_images``, ``state: "interrupted"``).
+        resume: skip the images a previous run in ``out_dir`` completed (its ``summary.json`` lists them with
+            every output present); their records are carried over.
     Returns:
         :class:`FitRun`. Raises :class:`~human3d.errors.DatasetError` for unusable top-level inputs (missing paths,
         a malformed single keypoint file); per-image/per-person problems are recorded in the summary instead.
     """
     from human3d.body import load_body_model
-    from human3d.body.io import export_mesh, save_params
 
     t0 = time.perf_counter()
     log = log or (lambda *a, **k: None)
     out_dir = Path(out_dir)
     cfg = config or SMPLifyConfig()
+    if chunk is not None and (not isinstance(chunk, int) or chunk < 1):
+        raise InvalidInputError(f"chunk: expected a positive number of images, got {chunk!r}")
+    previous = _previous_summary(out_dir) if resume else None
     items = detector(images) if keypoints is None and detector is not None else load_keypoint_inputs(images, keypoints)
     if isinstance(model, str):
         from generative.training import select_device as resolve_device
@@ -135,20 +147,30 @@ def fit_images(
         body = load_body_model(model, model_path=model_path, gender=gender, device=resolve_device(device))
     else:
         body = model
+    if previous is not None and previous.get("model") not in (None, body.family):
+        raise InvalidInputError(f"--resume: '{out_dir / 'summary.json'}' holds a {previous['model']} fit, this run "
+                                f"fits {body.family} (use another --out, or the same model)")  # fmt: skip
     mask_path = Path(mask) if mask is not None else None
     if mask_path is not None and not mask_path.exists():
         raise DatasetError(f"mask: '{mask_path}' does not exist")
 
     # ---- per image: size, focal, persons -------------------------------------------------------------------------
     records: list[dict] = []
-    batch_kp, batch_K, batch_size, batch_mask, owners = [], [], [], [], []
+    jobs: list[tuple[int, list]] = []  # (record index, [(person, keypoints, skeleton, (f, W, H), mask)])
     skeletons = set()
+    done_before = {r["name"]: r for r in (previous or {}).get("images", []) if _complete(r, out_dir)}
     for item in items:
         rec = {"image": str(item.image_path) if item.image_path else None, "name": item.name,
                "keypoints_file": str(item.keypoint_file) if item.keypoint_file else None,
-               "error": item.error, "warnings": list(item.warnings), "people": []}  # fmt: skip
+               "error": item.error, "warnings": list(item.warnings), "people": [], "status": "pending"}  # fmt: skip
+        if item.name in done_before and not item.error:
+            rec = {**done_before[item.name], "status": "done", "resumed": True}
+            records.append(rec)
+            log(f"resume: {item.name} was fitted by the previous run (outputs in {out_dir / item.name}), skipped")
+            continue
         records.append(rec)
         if item.error:
+            rec["status"] = "skipped"
             continue
         W, H = item.width, item.height
         exif = None
@@ -157,15 +179,18 @@ def fit_images(
                 W, H = image_size(item.image_path)
                 exif = exif_focal_px(item.image_path, W, H)
             except DatasetError as e:
-                rec["error"] = str(e)
+                rec["error"], rec["status"] = str(e), "skipped"
                 continue
         if not W or not H:
             rec["error"] = "image size unknown (no image file and no width/height in the keypoint file)"
+            rec["status"] = "skipped"
             continue
         f, src = choose_focal(W, H, focal, exif)
         rec.update(width=int(W), height=int(H), focal_px=f, focal_source=src)
         if not item.people:
             rec["warnings"].append("no people in the keypoint file")
+            rec["status"] = "skipped"
+            continue
         m = None
         if mask_path is not None:
             mp = mask_path if mask_path.is_file() else mask_path / f"{item.name}.png"
@@ -176,30 +201,140 @@ def fit_images(
                     rec["warnings"].append(str(e))
         for person in item.people:
             skeletons.add(person.skeleton)
-            batch_kp.append((person.keypoints, person.skeleton))
-            batch_K.append((f, W, H))
-            batch_size.append((W, H))
-            batch_mask.append(m)
-            owners.append((len(records) - 1, person))
-    if not batch_kp:
-        summary = _summary(records, None, body, prior, cfg, time.perf_counter() - t0, None)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-        return FitRun(summary, None, out_dir, items)
+        jobs.append((len(records) - 1, [(p, p.keypoints, p.skeleton, (f, W, H), m) for p in item.people]))
 
     skeleton = "coco17" if skeletons == {"coco17"} else "body25"
+    n_people = sum(len(ps) for _, ps in jobs)
+    fits: list[SMPLifyResult] = []
+    fit_time = [0.0]
+
+    def summary(state: str) -> dict:
+        s = _summary(records, fits, body, prior, cfg, time.perf_counter() - t0, skeleton if jobs else None, fit_time[0])
+        s["state"] = state
+        s["completed_images"] = [r["name"] for r in records if r["status"] == "done"]
+        return s
+
+    if jobs:
+        log(f"fitting {n_people} person(s) in {len(jobs)} image(s) (model {body.family}, prior "
+            f"{_prior_label(prior, body.family)}, {cfg.optimizer}" + (f", {chunk} image(s) per batch)" if chunk and
+                                                                     chunk < len(jobs) else ")"))  # fmt: skip
+    size = chunk or max(1, len(jobs))
+    with _Interrupts() as guard:
+        try:
+            for c0 in range(0, len(jobs), size):
+                part = jobs[c0 : c0 + size]
+                res, owners = _fit_batch(part, records, body, prior, cfg, skeleton, initializer, progress)
+                fits.append(res)
+                fit_time[0] += res.time_s
+                with guard.critical():  # an interrupt waits until this batch's outputs and summary are written
+                    _write_outputs(records, owners, res, body, out_dir, overlays, progress, log)
+                    for ri, _ in part:
+                        rec = records[ri]
+                        ok = any(p["fitted"] for p in rec["people"])
+                        rec["status"] = "done" if ok else "skipped"
+                    out_dir.mkdir(parents=True, exist_ok=True)
+                    atomic_write_text(out_dir / "summary.json", json.dumps(summary("running"), indent=2))
+        except KeyboardInterrupt:
+            for r in records:
+                if r["status"] == "pending":
+                    r["status"] = "interrupted"
+            s = summary("interrupted")
+            out_dir.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(out_dir / "summary.json", json.dumps(s, indent=2))
+            n_done = len(s["completed_images"])
+            raise FitInterrupted(f"{n_done} of {len(records)} image(s) done, their outputs complete and listed in "
+                                 f"'{out_dir / 'summary.json'}'; rerun with --resume to fit the rest") from None  # fmt: skip
+    if fits:
+        _loss_plot(fits, body, out_dir / "loss.png")
+    s = summary("done")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "summary.json", json.dumps(s, indent=2))
+    return FitRun(s, fits[0] if len(fits) == 1 else (fits[-1] if fits else None), out_dir, items, fits)
+
+
+class FitInterrupted(KeyboardInterrupt):
+    """SIGINT / SIGTERM during :func:`fit_images`: the finished images' outputs and ``summary.json`` are written."""
+
+
+class _Interrupts:
+    """Context: SIGINT and SIGTERM raise KeyboardInterrupt (main thread only), except inside ``critical()``, where
+    they are held until the block ends (so an image's outputs are never half written)."""
+
+    def __init__(self):
+        self.pending, self.depth, self.saved = None, 0, {}
+
+    def _handler(self, signum, frame):
+        if self.depth:
+            self.pending = signum
+        else:
+            raise KeyboardInterrupt
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, h in self.saved.items():
+            signal.signal(sig, h)
+        return False
+
+    @contextlib.contextmanager
+    def critical(self):
+        self.depth += 1
+        try:
+            yield
+        finally:
+            self.depth -= 1
+        if self.pending is not None and not self.depth:
+            self.pending = None
+            raise KeyboardInterrupt
+
+
+def _previous_summary(out_dir: Path) -> dict | None:
+    """``--resume``: the previous run's summary.json in ``out_dir`` (None when there is none)."""
+    p = out_dir / "summary.json"
+    if not p.is_file():
+        return None
+    try:
+        s = json.loads(p.read_text())
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"--resume: cannot read '{p}': {e}") from None
+    if not isinstance(s, dict) or s.get("format") != "human3d.fit_summary":
+        raise DatasetError(f"--resume: '{p}' is not a human3d fit summary")
+    return s
+
+
+def _complete(rec: dict, out_dir: Path) -> bool:
+    """An image record of a previous run whose outputs are all there (fitted, every listed file present)."""
+    if rec.get("status") != "done":
+        return False
+    files = [f for p in rec.get("people", []) for f in (p.get("files") or {}).values()]
+    files += [rec["overlay"]] if rec.get("overlay") else []
+    return bool(files) and all((out_dir / f).is_file() for f in files)
+
+
+def _fit_batch(part, records, body, prior, cfg, skeleton, initializer, progress):
+    """One smplify run over the persons of the images ``part`` -> (result, owners [(record index, person)])."""
     kp = torch.stack([convert_keypoints(torch.from_numpy(k), s, skeleton) if s != skeleton else torch.from_numpy(k)
-                      for k, s in batch_kp])  # fmt: skip
-    K = torch.cat([make_intrinsics(f, f, W / 2.0, H / 2.0) for f, W, H in batch_K])
-    sizes = torch.tensor(batch_size, dtype=torch.float32)
+                      for _, ps in part for _, k, s, _, _ in ps])  # fmt: skip
+    cams = [c for _, ps in part for _, _, _, c, _ in ps]
+    K = torch.cat([make_intrinsics(f, f, W / 2.0, H / 2.0) for f, W, H in cams])
+    sizes = torch.tensor([(W, H) for _, W, H in cams], dtype=torch.float32)
+    batch_mask = [m for _, ps in part for _, _, _, _, m in ps]
     masks = batch_mask if any(m is not None for m in batch_mask) else None
-    log(f"fitting {kp.shape[0]} person(s) in {sum(1 for r in records if not r['error'])} image(s) "
-        f"(model {body.family}, prior {_prior_label(prior, body.family)}, {cfg.optimizer})")  # fmt: skip
+    owners = [(ri, p) for ri, ps in part for p, _, _, _, _ in ps]
     init = _initial_params(initializer, records, owners, kp, K, body) if initializer is not None else None
     res = smplify(body, kp, K.to(body.dtype), prior=prior, skeleton=skeleton, config=cfg, image_size=sizes,
                   masks=masks, progress=progress, init=init)  # fmt: skip
+    return res, owners
 
-    # ---- outputs -----------------------------------------------------------------------------------------------
+
+def _write_outputs(records, owners, res, body, out_dir, overlays, progress, log):
+    """Parameters, meshes and overlays of one batch's persons (their entries go into the image records)."""
+    from human3d.body.io import export_mesh, save_params
+
     with torch.no_grad():
         out = body(res.params)
     # outputs are written from CPU copies (the fit may have run on a GPU)
@@ -228,16 +363,44 @@ def fit_images(
             entry["output_error"] = f"{type(e).__name__}: {e}"
     if overlays:
         _write_overlays(records, per_image, owners, res, out, faces, out_dir, progress, log)
-    if sum(math.isfinite(h) for h in res.history) > 1:  # a plot never stands in the way of summary.json
-        from human3d.plots import line_chart
 
-        # the total (data + annealed prior weight x prior energy): it can rise late, as the prior weight drops
-        line_chart({"total energy, mean per person": (list(range(1, len(res.history) + 1)), res.history)},
-                   out_dir / "loss.png", title=f"SMPLify stage 2 ({body.family}, prior {res.prior}; prior weight annealed down)",
-                   xlabel="iteration", ylabel="energy", log_y=min(h for h in res.history if math.isfinite(h)) > 0)  # fmt: skip
-    summary = _summary(records, res, body, prior, cfg, time.perf_counter() - t0, skeleton)
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2))
-    return FitRun(summary, res, out_dir, items)
+
+def _loss_plot(fits: list[SMPLifyResult], body, path: Path) -> None:
+    """``loss.png``: per iteration of both stages, the reprojection error (pixels, mean over the fitted persons
+    of the mean over their confident keypoints), the pose-prior energy, and the weights' schedules."""
+    from human3d.plots import stacked_charts
+
+    tr = [r.trace for r in fits if r.trace]
+    keys = ("stage1_reprojection_px", "stage2_reprojection_px", "stage2_prior")
+    if not tr or any(k not in t for t in tr for k in keys):
+        return
+    try:
+        cat = {k: torch.cat([t[k] for t in tr], 1).float().mean(1).tolist() for k in keys}
+    except RuntimeError:  # batches of different lengths (no common x axis): the first batch's
+        cat = {k: tr[0][k].float().mean(1).tolist() for k in keys}
+    t0 = tr[0]
+    n1, n2 = len(cat[keys[0]]), len(cat[keys[1]])
+    x1 = list(range(1, n1 + 1))
+    x2 = list(range(n1 + 1, n1 + n2 + 1))  # the last point: the final parameters
+    mark = {"stage 2": n1 + 0.5}
+    px_all = cat[keys[0]] + cat[keys[1]]
+    panels = [
+        {"series": {"stage 1 (torso, rigid)": (x1, cat[keys[0]]), "stage 2 (full body)": (x2, cat[keys[1]])},
+         "title": f"SMPLify ({body.family}, prior {fits[0].prior}): reprojection error, mean over keypoints",
+         "ylabel": "pixels", "log_y": min(px_all) > 0, "vlines": mark},
+        {"series": {"pose prior energy (mean)": (x2, cat[keys[2]])}, "title": "pose prior energy (stage 2)",
+         "ylabel": "energy", "vlines": mark},
+        {"series": {"pose prior weight": (x2, t0["stage2_pose_prior_weight"].tolist()),
+                    "shape weight": (x2, t0["stage2_shape_weight"].tolist())},
+         "title": "weights (annealed through stage 2)", "ylabel": "weight", "log_y": True, "vlines": mark,
+         "xlabel": "iteration (stage 1, then stage 2; last point: final parameters)"},
+    ]  # fmt: skip
+    try:
+        stacked_charts(panels, path)
+    except (Human3DError, OSError, ValueError) as e:  # a plot never stands in the way of summary.json
+        import warnings
+
+        warnings.warn(f"loss.png not written: {e}", stacklevel=2)
 
 
 def _initial_params(initializer, records, owners, kp, K, body) -> dict[str, torch.Tensor] | None:
@@ -325,7 +488,7 @@ def _write_overlays(records, per_image, owners, res, out, faces, out_dir, progre
             rec["warnings"].append(f"overlay: {type(e).__name__}: {e}")
 
 
-def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
+def _summary(records, fits, body, prior, cfg, seconds, skeleton, fit_seconds=0.0) -> dict:
     people = [p for r in records for p in r["people"]]
     fitted = [p for p in people if p["fitted"]]
     errs = [p["reprojection_error_px"] for p in fitted]
@@ -333,13 +496,13 @@ def _summary(records, res, body, prior, cfg, seconds, skeleton) -> dict:
         "format": "human3d.fit_summary",
         "version": 1,
         "model": body.family,
-        "prior": res.prior if res is not None else resolve_prior(prior, body.family),
+        "prior": fits[0].prior if fits else resolve_prior(prior, body.family),
         "optimizer": cfg.optimizer,
         "iterations": {"camera": cfg.camera_iters, "body": cfg.body_iters},
         "skeleton": skeleton,
         "camera_convention": "OpenCV (x right, y down, z forward); world = camera frame; pixels: centres at +0.5",
         "time_s": seconds,
-        "fit_time_s": res.time_s if res is not None else 0.0,
+        "fit_time_s": fit_seconds,
         "persons": len(people),
         "persons_fitted": len(fitted),
         "persons_skipped": len(people) - len(fitted),

@@ -18,6 +18,12 @@ Prints wall and process-CPU seconds (the CPU column is the one to trust on a sha
 PA-MPJPE / MPJPE (root = hip midpoint) in mm over the COCO-17 3D keypoints, the mean reprojection error and the
 process-CPU seconds per person of each prior's fits (batch ``--n``).
 
+``--retries`` compares SMPLify's hypothesis retries instead (:mod:`human3d.fitting.hypotheses`: none, for the
+persons the plausibility checks flag, for everyone): PA-MPJPE mean / median / worst / share above 150 mm, CPU
+seconds per person and which hypothesis won how often.
+
+    python tools/bench/fit.py --retries --clips holdout --n 16 --seeds 0 --priors auto --json tools/bench/results/fit_retries.json
+
 ``--clips`` evaluates on other clips held out of the priors (names of the pose corpus,
 :func:`human3d.motion.mocap.list_clips`; ``holdout`` = every clip of ``human3d.motion.mocap.HOLDOUT`` in the corpus the
 priors were trained on: CMU BVH, DAZ salsa, expmap CSV, FAIR), each retargeted with its rig group's calibration as
@@ -94,6 +100,47 @@ def paired(pp: dict, pairs: str, quiet: bool) -> dict:
     return out
 
 
+def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: str | None) -> None:
+    """``--retries``: PA-MPJPE (mean / median / worst / share above 150 mm) and process-CPU seconds per person of
+    SMPLify without retries, with the flip / mirror retries for the persons the plausibility checks flag (the
+    default), and with the retries for everyone (``retry_all``)."""
+    modes = {"no retries": dict(retry_hypotheses=()), "retries, flagged (default)": {},
+             "retries, everyone": dict(retry_all=True)}  # fmt: skip
+    rows = {m: [] for m in modes}
+    cpu = {m: 0.0 for m in modes}
+    wins: dict[str, dict[str, int]] = {m: {} for m in modes}
+    for clip, sets in clip_sets.items():
+        for d in sets:
+            for m, kw in modes.items():
+                res, _, c = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, threads=threads,
+                                                  image_size=(d.width, d.height), **kw))  # fmt: skip
+                with torch.no_grad():
+                    rows[m].append(pa_mpjpe(model(res.params).keypoints["coco17"], d.keypoints3d) * 1000)
+                cpu[m] += c
+                for h in res.hypotheses:
+                    wins[m][h["winner"]] = wins[m].get(h["winner"], 0) + 1
+        print(f"  {clip}: done", flush=True)
+    n = sum(len(s) * s[0].keypoints2d.shape[0] for s in clip_sets.values())
+    print(f"\n{n} held-out persons ({', '.join(clip_sets)}), prior {prior}")
+    print("\n| hypotheses | PA-MPJPE mean mm | median | worst | > 150 mm | CPU s / person | winners |")
+    print("|---|---|---|---|---|---|---|")
+    out = {}
+    for m in modes:
+        x = torch.cat(rows[m])
+        share = float((x > 150).float().mean())
+        print(f"| {m} | {float(x.mean()):.1f} | {float(x.median()):.1f} | {float(x.max()):.1f} | {100 * share:.1f} % | "
+              f"{cpu[m] / n:.3f} | {wins[m]} |", flush=True)  # fmt: skip
+        out[m] = {"mean": round(float(x.mean()), 1), "median": round(float(x.median()), 1),
+                  "worst": round(float(x.max()), 1), "share_above_150mm": round(share, 4),
+                  "cpu_s_per_person": round(cpu[m] / n, 3), "winners": wins[m],
+                  "pa_mpjpe_mm": [round(float(v), 1) for v in x]}  # fmt: skip
+    if json_path:
+        from human3d.io_utils import atomic_write_text
+
+        atomic_write_text(Path(json_path), json.dumps({"bench": "tools/bench/fit.py --retries", "persons": n,
+                                                       "clips": list(clip_sets), "rows": out}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="persons in the synthetic set (and the large batch)")
@@ -112,6 +159,9 @@ def main() -> None:
                     help="skip the extra rows 'simple (previous defaults)' and 'vae (latent)'")
     ap.add_argument("--pairs", default="flow-vae,flow-simple",
                     help="comma-separated paired differences a-b of PA-MPJPE (same persons) to report")
+    ap.add_argument("--retries", action="store_true",
+                    help="compare the hypothesis retries (none / flagged persons / everyone) with the first of "
+                         "--priors instead of the prior table")
     args = ap.parse_args()
 
     if args.model == "anny":
@@ -130,6 +180,8 @@ def main() -> None:
     fps = dict(fps=args.fps) if args.fps != 10.0 else {}
     clip_sets = {c: [make_synthetic_set(model, args.n, seed=sd, clips=clip_source(c), **fps) for sd in seeds]
                  for c in clip_names}  # fmt: skip
+    if args.retries:
+        return bench_retries(model, clip_sets, args.priors.split(",")[0], args.threads, args.json)
     sets = clip_sets[clip_names[0]]
     ds = sets[0]
     cfg = SMPLifyConfig(threads=args.threads)
