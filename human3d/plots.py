@@ -51,15 +51,17 @@ def line_chart(
     colors: Mapping[str, tuple[int, int, int]] | None = None,
     legend: str = "upper right",
     vlines: Mapping[str, float] | None = None,
+    xlim: tuple[float, float] | None = None,
 ) -> Path:
     """Draw ``series`` ({name: (xs, ys)}) as lines in one chart and write ``path`` (PNG, atomically).
 
     ``legend``: "upper right" (default, for falling curves) or "lower right" (for rising ones, e.g. PSNR).
-    ``vlines``: {label: x} dashed vertical markers (e.g. stage boundaries).
+    ``vlines``: {label: x} dashed vertical markers (e.g. stage boundaries); ``xlim``: an x range the axis must
+    cover (e.g. the same for charts stacked with :func:`stacked_charts`).
     Non-finite points (and non-positive ones with ``log_y``) are skipped; a series left empty is only listed in the
     legend. Returns the path. Raises :class:`InvalidInputError` when no series has a point to draw.
     """
-    img = _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines)
+    img = _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines, xlim)
     return _write_png(img, path)
 
 
@@ -69,7 +71,8 @@ def stacked_charts(panels: Sequence[Mapping], path, width: int = 720, panel_heig
     if not panels:
         raise InvalidInputError("stacked_charts: expected at least one panel")
     imgs = [_chart(p["series"], p.get("title", ""), p.get("xlabel", ""), p.get("ylabel", ""), p.get("log_y", False),
-                   (width, panel_height), p.get("colors"), p.get("legend", "upper right"), p.get("vlines"))
+                   (width, panel_height), p.get("colors"), p.get("legend", "upper right"), p.get("vlines"),
+                   p.get("xlim"))
             for p in panels]  # fmt: skip
     return _write_png(np.concatenate(imgs, 0), path)
 
@@ -86,7 +89,7 @@ def _write_png(img: np.ndarray, path) -> Path:
     return path
 
 
-def _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines) -> np.ndarray:
+def _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines, xlim=None) -> np.ndarray:
     """One chart as a BGR image ``[H, W, 3]`` (see :func:`line_chart`)."""
     import cv2
 
@@ -104,7 +107,8 @@ def _chart(series, title, xlabel, ylabel, log_y, size, colors, legend, vlines) -
     allp = np.concatenate([p for p in pts.values()] + [np.zeros((0, 2))])
     if allp.shape[0] == 0:
         raise InvalidInputError("line_chart: no finite points to draw")
-    xt = nice_ticks(float(allp[:, 0].min()), float(allp[:, 0].max()))
+    xs = allp[:, 0] if xlim is None else np.r_[allp[:, 0], np.asarray(xlim, np.float64)]
+    xt = nice_ticks(float(xs.min()), float(xs.max()))
     yt = nice_ticks(float(allp[:, 1].min()), float(allp[:, 1].max()), 5)
     x0, x1, y0, y1 = xt[0], xt[-1], yt[0], yt[-1]
 

@@ -66,3 +66,19 @@ def test_training_log_chart_of_a_diverged_run_is_skipped(tmp_path):
     rows = [{"step": s, "loss": float("nan"), "psnr": float("nan")} for s in range(1, 5)]
     (tmp_path / "log.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     assert plot_training_log(tmp_path, "run") is None and not (tmp_path / "training.png").exists()
+
+
+def test_stacked_panels_share_the_x_range_and_mark_vertical_lines(tmp_path):
+    from human3d.plots import stacked_charts
+
+    # panel 1 spans x 0..10, panel 2 only 5..10 but xlim (0, 10): both axes 0..10, the dashed line at x = 5
+    panels = [{"series": {"a": ([0, 10], [0, 10])}, "vlines": {"mark": 5.0}, "xlim": (0, 10)},
+              {"series": {"b": ([5, 10], [1, 2])}, "vlines": {"mark": 5.0}, "xlim": (0, 10)}]  # fmt: skip
+    img = cv2.imread(str(stacked_charts(panels, tmp_path / "s.png", width=720, panel_height=460)))
+    assert img.shape == (920, 720, 3)
+    u = 70 + 630 * 5 / 10  # x = 5 in the 70..700 plot box
+    for top in (0, 460):
+        col = img[top + 60 : top + 400, int(u)].astype(int)
+        assert ((np.abs(col - 90).max(-1) <= 30).mean()) > 0.3  # dashed grey line (about half its pixels)
+    # panel 2's first point (x = 5, y = 1: its lowest tick) sits at u in the lower panel, not at the box's left
+    assert _near(img, int(u), 460 + 405, PALETTE[0]) and not _near(img, 70, 460 + 405, PALETTE[0])

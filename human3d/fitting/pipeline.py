@@ -383,16 +383,17 @@ def _loss_plot(fits: list[SMPLifyResult], body, path: Path) -> None:
     x1 = list(range(1, n1 + 1))
     x2 = list(range(n1 + 1, n1 + n2 + 1))  # the last point: the final parameters
     mark = {"stage 2": n1 + 0.5}
+    xlim = (1, n1 + n2)
     px_all = cat[keys[0]] + cat[keys[1]]
     panels = [
         {"series": {"stage 1 (torso, rigid)": (x1, cat[keys[0]]), "stage 2 (full body)": (x2, cat[keys[1]])},
          "title": f"SMPLify ({body.family}, prior {fits[0].prior}): reprojection error, mean over keypoints",
-         "ylabel": "pixels", "log_y": min(px_all) > 0, "vlines": mark},
+         "ylabel": "pixels", "log_y": min(px_all) > 0, "vlines": mark, "xlim": xlim},
         {"series": {"pose prior energy (mean)": (x2, cat[keys[2]])}, "title": "pose prior energy (stage 2)",
-         "ylabel": "energy", "vlines": mark},
+         "ylabel": "energy", "vlines": mark, "xlim": xlim},
         {"series": {"pose prior weight": (x2, t0["stage2_pose_prior_weight"].tolist()),
                     "shape weight": (x2, t0["stage2_shape_weight"].tolist())},
-         "title": "weights (annealed through stage 2)", "ylabel": "weight", "log_y": True, "vlines": mark,
+         "title": "weights (annealed through stage 2)", "ylabel": "weight", "log_y": True, "vlines": mark, "xlim": xlim,
          "xlabel": "iteration (stage 1, then stage 2; last point: final parameters)"},
     ]  # fmt: skip
     try:
