@@ -177,6 +177,44 @@ def mesh_dir_shape_set(folder, n_samples: int, seed: int = 0, progress: bool = F
     return _stack(out, names, [s.normalization for s in out])
 
 
+SAMPLES_FILE = "samples.safetensors"
+
+
+def _write_shape_set(path: Path, shapes: ShapeSet) -> None:
+    """Cache of a run's SDF samples (so a resumed or reopened run does not regenerate them), written atomically."""
+    import json
+
+    from safetensors.torch import save_file
+
+    from human3d.io_utils import atomic_path
+
+    tensors = {"points": shapes.points.contiguous(), "sdf": shapes.sdf.contiguous()}
+    tensors.update({f"params.{k}": v.contiguous() for k, v in shapes.params.items()})
+    meta = {"names": json.dumps(shapes.names), "normalizations": json.dumps([n.to_dict() for n in shapes.normalizations])}
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _read_shape_set(path: Path, normalizations=None, names=None) -> ShapeSet:
+    import json
+
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from human3d.errors import ModelFileError
+
+    try:
+        with safe_open(str(path), framework="pt") as fh:
+            meta = dict(fh.metadata() or {})
+        t = load_file(str(path))
+        norms = [Normalization.from_dict(d) for d in json.loads(meta["normalizations"])]
+        return ShapeSet(t["points"], t["sdf"], norms, list(json.loads(meta["names"])),
+                        {k[len("params."):]: v for k, v in t.items() if k.startswith("params.")})  # fmt: skip
+    except (OSError, KeyError, ValueError) as e:
+        raise ModelFileError(f"samples '{path}' are corrupt ({e}); delete the file to regenerate them") from None
+
+
 # ------------------------------------------------------------------------------------------------- the trainer
 @dataclass
 class ShapeSpaceConfig(Config):
@@ -246,7 +284,7 @@ SHAPE_PRESETS: dict[str, dict] = {
     # a CPU run of minutes: 64 bodies, 3000 steps
     "fast": {},
     # the benchmark's shape space: 256 bodies (run with a time budget: tools/bench/implicit.py --shapes)
-    "bodies": {"n_shapes": 256, "run.max_steps": 12000, "run.checkpoint_every": 1000, "run.log_every": 100},
+    "bodies": {"n_shapes": 256, "n_samples": 8192, "run.max_steps": 12000, "run.checkpoint_every": 1000, "run.log_every": 100},
     # tests: a few bodies, a tiny decoder
     "tiny": {"n_shapes": 8, "n_samples": 4096, "latent_dim": 8, "hidden": 64, "n_layers": 3, "shapes_per_batch": 8,
              "points_per_shape": 512, "mesh_resolution": 32, "flow_steps": 200, "flow_hidden": 32, "flow_layers": 2,
@@ -290,7 +328,10 @@ class ShapeSpaceTrainer(Trainer, kind="DeepSDF", config_class=ShapeSpaceConfig, 
         """The training shapes' SDF samples (generated from the seed on first use; the same on resume)."""
         if self._shapes is None:
             cfg = self.config
-            if cfg.family == "meshes":
+            cache = self.out / SAMPLES_FILE
+            if cache.is_file():
+                self._shapes = _read_shape_set(cache, self.normalizations, self.names)
+            elif cfg.family == "meshes":
                 self._shapes = mesh_dir_shape_set(self.data, cfg.n_samples, self.run.seed, progress=True)
             else:
                 self._shapes = anny_shape_set(cfg.n_shapes, cfg.n_samples, self.run.seed, cfg.poses,
@@ -300,6 +341,8 @@ class ShapeSpaceTrainer(Trainer, kind="DeepSDF", config_class=ShapeSpaceConfig, 
                                    f"{self.model.codes.num_embeddings} codes (the folder changed)")  # fmt: skip
             self.names, self.normalizations = self._shapes.names, self._shapes.normalizations
             self.shape_params = self._shapes.params
+            if not cache.is_file():
+                _write_shape_set(cache, self._shapes)
         return self._shapes
 
     def before_train(self) -> None:
@@ -408,7 +451,10 @@ class ShapeSpaceTrainer(Trainer, kind="DeepSDF", config_class=ShapeSpaceConfig, 
                                  seed=self.run.seed)  # fmt: skip
         out = save_code_priors(self.out, priors, {"run": str(self.out), "family": cfg.family, "step": self.step,
                                                   "n_shapes": int(self.codes.shape[0])})  # fmt: skip
-        m = self.extract(self.codes.mean(0))
+        try:
+            m = self.extract(self.codes.mean(0))
+        except InvalidInputError:  # a run stopped very early: the decoder has no zero level set yet
+            return out
         out["mean"] = write_mesh(self.out / "mean.obj", m.vertices, m.faces, m.normals)
         out["turntable"] = turntable(self.out / "turntable.png", m.vertices, m.faces)
         return out
