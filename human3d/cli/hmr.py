@@ -54,12 +54,14 @@ def predict(
         detector = lambda ims: keypoints_or_detect(ims, progress=progress)  # noqa: E731
     s = predict_files(images, keypoints, out, weights=weights, focal=focal, overlays=overlays, progress=progress,
                       detector=detector, log=say if progress else None)  # fmt: skip
-    for rec in s["images"]:
-        if rec["error"]:
-            say(f"skipped image {rec['name']}: {rec['error']}")
-    say(f"{s['persons']} person(s) -> {Path(out) / 'summary.json'}")
+    errors = [f"{rec['name']}: {rec['error']}" for rec in s["images"] if rec["error"]]
     if s["persons"] == 0:
-        raise typer.Exit(code=1)
+        from human3d.errors import DatasetError
+
+        raise DatasetError("no person predicted" + (f" ({'; '.join(errors)})" if errors else ""))
+    for e in errors:
+        say(f"skipped image {e}")
+    say(f"{s['persons']} person(s) -> {Path(out) / 'summary.json'}")
 
 
 @app.command(epilog=_epilog())

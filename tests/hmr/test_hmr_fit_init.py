@@ -1,0 +1,34 @@
+"""``human3d fit --init hmr`` (smplify's ``init`` hypothesis from the shipped HMR regressor) on held-out people with
+hard poses: never worse than the default fit beyond a small tolerance, and never a higher energy."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def test_fit_initialised_by_hmr_is_never_worse(heldout_people, anny_model, one_thread):
+    from human3d.fitting import smplify
+    from human3d.hmr.predict import hmr_initializer
+    from human3d.metrics import pa_mpjpe
+
+    s = heldout_people
+    n = s["kp2d"].shape[0]
+    g = torch.Generator().manual_seed(0)
+    on = (s["kp2d"][..., 2] > 0).float()
+    kp = torch.cat([s["kp2d"][..., :2] + 2.0 * torch.randn(n, 17, 2, generator=g), on[..., None]], -1)
+    init_fn = hmr_initializer(anny_model)
+    parts = [init_fn(s["images"][i].numpy(), kp[i : i + 1], s["K"][i]) for i in range(n)]  # one image each
+    init = {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    fit = dict(prior="simple", threads=None, image_size=(128, 128), body_iters=30)
+    base = smplify(anny_model, kp, s["K"], **fit)
+    withi = smplify(anny_model, kp, s["K"], init=init, **fit)
+
+    def err(params):
+        with torch.no_grad():
+            return pa_mpjpe(anny_model(params).keypoints["coco17"], s["kp3d"]) * 1000
+
+    e0, e1 = err(base.params), err(withi.params)
+    assert bool((withi.energy <= base.energy + 1e-4 * base.energy.abs() + 1e-6).all())  # selection by energy
+    assert bool((e1 <= e0 + 15.0).all()), np.c_[e0.numpy(), e1.numpy()]
+    assert float(e1.mean()) <= float(e0.mean()) + 2.0
