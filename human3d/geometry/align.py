@@ -55,10 +55,14 @@ def apply_similarity(s: float, R: np.ndarray, t: np.ndarray, points) -> np.ndarr
 
 
 def rotation_angle_deg(Ra, Rb) -> np.ndarray:
-    """Angle in degrees of ``Ra^T Rb`` for rotation batches [..., 3, 3] (the geodesic distance on SO(3))."""
+    """Angle in degrees of ``Ra^T Rb`` for rotation batches [..., 3, 3] (the geodesic distance on SO(3)).
+
+    Computed from the chordal distance, ``|Ra - Rb|_F = 2 sqrt(2) sin(angle / 2)``, which stays accurate near 0
+    (``arccos((trace - 1) / 2)`` loses all digits below ~0.01 deg).
+    """
     Ra, Rb = np.asarray(Ra, np.float64), np.asarray(Rb, np.float64)
-    tr = np.einsum("...ji,...ji->...", Ra, Rb)  # trace(Ra^T Rb)
-    return np.degrees(np.arccos(np.clip((tr - 1.0) / 2.0, -1.0, 1.0)))
+    chord = np.linalg.norm(Ra - Rb, axis=(-2, -1)) / (2.0 * np.sqrt(2.0))
+    return np.degrees(2.0 * np.arcsin(np.clip(chord, 0.0, 1.0)))
 
 
 def pose_errors(est_c2w, true_c2w) -> dict:
