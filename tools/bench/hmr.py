@@ -81,15 +81,8 @@ def main(argv=None) -> int:
         return image_table(a)
     torch.set_num_threads(a.threads)
     model = load_body_model("anny")
-    rows: dict[str, list[float]] = {}
-    secs: dict[str, float] = {}
+    rows, secs, add = recorder(model)
     count = 0
-
-    def add(name, params, seconds, gt):
-        with torch.no_grad():
-            e = pa_mpjpe(model(params).keypoints["coco17"], gt) * 1000
-        rows.setdefault(name, []).extend(e.tolist())
-        secs[name] = secs.get(name, 0.0) + seconds
 
     for clip_name, clips in clip_sets(a.clips):
         for seed in [int(s) for s in a.seeds.split(",")]:
@@ -130,22 +123,28 @@ def main(argv=None) -> int:
             add("gd (4 steps)", p, t / 4, gt)  # the grid's four runs: one run's time
             print(f"  {clip_name} seed {seed}: done", flush=True)
     iters = rows.pop("_equal_time_iters")
-    print(f"\nAnny, {count} held-out people ({a.clips}), prior {a.prior}, batch {a.n}, {a.threads} thread(s); "
-          f"adam (equal time) ran {iters} stage-2 iterations")
-    print(f"{'method':22s} {'mean':>7s} {'median':>7s} {'worst':>7s} {'>150mm':>7s} {'s/person':>9s}")
-    out = {}
-    for name, v in rows.items():
-        x = torch.tensor(v)
-        share = float((x > 150).float().mean())
-        sp = secs[name] / count
-        print(f"{name:22s} {x.mean():7.1f} {x.median():7.1f} {x.max():7.1f} {share * 100:6.1f}% {sp:9.4f}")
-        out[name] = {"mean": float(x.mean()), "median": float(x.median()), "worst": float(x.max()),
-                     "share_above_150mm": share, "seconds_per_person": sp, "pa_mpjpe_mm": v}  # fmt: skip
+    out = print_rows(f"Anny, {count} held-out people ({a.clips}), prior {a.prior}, batch {a.n}, {a.threads} "
+                     f"thread(s); adam (equal time) ran {iters} stage-2 iterations", rows, secs, count)
     if a.json:
         Path(a.json).write_text(json.dumps(out, indent=1))
     if a.images:
         return image_table(a)
     return 0
+
+
+def recorder(model):
+    """``(rows, secs, add)``: ``add(name, params, seconds, gt)`` appends the persons' PA-MPJPE (mm) to ``rows[name]``
+    and the seconds to ``secs[name]``."""
+    rows: dict[str, list[float]] = {}
+    secs: dict[str, float] = {}
+
+    def add(name, params, seconds, gt):
+        with torch.no_grad():
+            e = pa_mpjpe(model(params).keypoints["coco17"], gt) * 1000
+        rows.setdefault(name, []).extend(e.tolist())
+        secs[name] = secs.get(name, 0.0) + seconds
+
+    return rows, secs, add
 
 
 def print_rows(title: str, rows: dict, secs: dict, count: int) -> dict:
@@ -172,15 +171,8 @@ def image_table(a) -> int:
 
     model = load_body_model("anny")
     net = load_hmr(a.hmr_weights)
-    rows: dict[str, list[float]] = {}
-    secs: dict[str, float] = {}
+    rows, secs, add = recorder(model)
     count = 0
-
-    def add(name, params, seconds, gt):
-        with torch.no_grad():
-            e = pa_mpjpe(model(params).keypoints["coco17"], gt) * 1000
-        rows.setdefault(name, []).extend(e.tolist())
-        secs[name] = secs.get(name, 0.0) + seconds
 
     for clip_name, clips in clip_sets(a.clips):
         for seed in [int(s) for s in a.seeds.split(",")]:
