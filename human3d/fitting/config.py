@@ -182,6 +182,10 @@ class SMPLifyConfig(Config):
     retry_all: bool = False
     """Run ``retry_hypotheses`` for every person, not only the flagged ones (costs one stage 2 per retry)."""
 
+    check_weight: float = 0.0
+    """Added to a hypothesis's ranking energy per failed plausibility check (0: hypotheses are chosen by energy
+    alone; the ranking energy of a good fit is ~0.05-0.1)."""
+
     occluded_confidence: float = 0.5
     """Keypoints with ``0 < confidence <`` this count as marked occluded, those at or above it as visible, in the
     depth-order check (detectors score hidden joints low; COCO ground truth's flags both map to 1)."""

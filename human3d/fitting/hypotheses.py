@@ -56,9 +56,14 @@ class FitChecks:
     depth_order: torch.Tensor  # occluded keypoints in front of visible ones (+ a seen face on a body facing away)
 
     @property
+    def total(self) -> torch.Tensor:
+        """[B] failed checks in all."""
+        return self.joint_limits + self.interpenetration + self.depth_order
+
+    @property
     def flagged(self) -> torch.Tensor:
         """[B] bool: any check failed."""
-        return (self.joint_limits + self.interpenetration + self.depth_order) > 0
+        return self.total > 0
 
     def person(self, b: int) -> dict:
         return {"joint_limits": int(self.joint_limits[b]), "interpenetration": int(self.interpenetration[b]),

@@ -234,7 +234,10 @@ def fit_images(
                         rec["status"] = "done" if ok else "skipped"
                     out_dir.mkdir(parents=True, exist_ok=True)
                     atomic_write_text(out_dir / "summary.json", json.dumps(summary("running"), indent=2))
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, Exception) as e:
+            # a signal inside native code (a file read, a library call) can surface as another exception
+            if not isinstance(e, KeyboardInterrupt) and not guard.fired:
+                raise
             for r in records:
                 if r["status"] == "pending":
                     r["status"] = "interrupted"
@@ -261,12 +264,13 @@ class _Interrupts:
     they are held until the block ends (so an image's outputs are never half written)."""
 
     def __init__(self):
-        self.pending, self.depth, self.saved = None, 0, {}
+        self.pending, self.depth, self.saved, self.fired = None, 0, {}, False
 
     def _handler(self, signum, frame):
         if self.depth:
             self.pending = signum
         else:
+            self.fired = True
             raise KeyboardInterrupt
 
     def __enter__(self):
@@ -288,7 +292,7 @@ class _Interrupts:
         finally:
             self.depth -= 1
         if self.pending is not None and not self.depth:
-            self.pending = None
+            self.pending, self.fired = None, True
             raise KeyboardInterrupt
 
 

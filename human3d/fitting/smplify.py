@@ -223,6 +223,8 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit |
         g_mean = restart_poses(pb, 1)[0]
         for name, (start, g) in retry_starts(pb, rigid, best, cfg.retry_hypotheses, j, g_mean).items():
             cands[name] = scatter(best, stage2(pbj, start, g, Progress(False, 0)), j)
+    if cfg.check_weight > 0 and len(cands) > 1:  # failed checks count against a hypothesis
+        cands = {n: replace(c, rank=c.rank + cfg.check_weight * _checks(pb, c, cfg).total) for n, c in cands.items()}
     best, winner, ranks = choose(cands)
     if len(cands) > 1:
         checks = _checks(pb, best, cfg)

@@ -100,19 +100,46 @@ def paired(pp: dict, pairs: str, quiet: bool) -> dict:
     return out
 
 
-def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: str | None) -> None:
+def mark_occlusion(model, d, confidence: float = 0.3, thickness: float = 0.12):
+    """Keypoints ``[B, K, 3]`` of synthetic set ``d`` with those hidden by the body itself marked occluded
+    (confidence ``confidence``, as a detector scores them): the ground-truth mesh's z-buffer at the keypoint's
+    pixel is more than ``thickness`` m in front of it."""
+    from human3d.geometry.cameras import Cameras
+    from human3d.render.rasterizer import rasterize_mesh
+
+    with torch.no_grad():
+        out = model(d.params)
+        B = out.vertices.shape[0]
+        frag = rasterize_mesh(out.vertices, out.faces, Cameras(d.K, torch.eye(4).expand(B, 4, 4), d.width, d.height))
+    u = d.clean2d[..., 0].floor().long().clamp(0, d.width - 1)
+    v = d.clean2d[..., 1].floor().long().clamp(0, d.height - 1)
+    surf = frag.depth[torch.arange(B)[:, None], v, u]  # [B, K]
+    hidden = frag.mask[torch.arange(B)[:, None], v, u] & (surf < d.keypoints3d[..., 2] - thickness)
+    kp = d.keypoints2d.clone()
+    kp[..., 2] = torch.where(hidden & (kp[..., 2] > 0), torch.full_like(kp[..., 2], confidence), kp[..., 2])
+    return kp
+
+
+def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: str | None, modes_spec: str,
+                  occlusion: bool) -> None:  # fmt: skip
     """``--retries``: PA-MPJPE (mean / median / worst / share above 150 mm) and process-CPU seconds per person of
     SMPLify without retries, with the flip / mirror retries for the persons the plausibility checks flag (the
-    default), and with the retries for everyone (``retry_all``)."""
-    modes = {"no retries": dict(retry_hypotheses=()), "retries, flagged (default)": {},
-             "retries, everyone": dict(retry_all=True)}  # fmt: skip
+    default), with the retries for everyone (``retry_all``), and with failed checks weighing in the choice
+    (``check_weight``). ``occlusion``: keypoints hidden by the body marked occluded (:func:`mark_occlusion`)."""
+    every = {"no retries": dict(retry_hypotheses=()), "retries, flagged (default)": {},
+             "retries, everyone": dict(retry_all=True),
+             "retries, flagged, check_weight 0.05": dict(check_weight=0.05),
+             "retries, everyone, check_weight 0.05": dict(retry_all=True, check_weight=0.05)}  # fmt: skip
+    keys = list(every)
+    modes = {keys[int(i)]: every[keys[int(i)]] for i in modes_spec.split(",")}
     rows = {m: [] for m in modes}
     cpu = {m: 0.0 for m in modes}
     wins: dict[str, dict[str, int]] = {m: {} for m in modes}
     for clip, sets in clip_sets.items():
         for d in sets:
             for m, kw in modes.items():
-                res, _, c = timed(lambda: smplify(model, d.keypoints2d, d.K, prior=prior, threads=threads,
+                kp = mark_occlusion(model, d) if occlusion else d.keypoints2d
+                res, _, c = timed(lambda: smplify(model, kp, d.K, prior=prior, threads=threads,
                                                   image_size=(d.width, d.height), **kw))  # fmt: skip
                 with torch.no_grad():
                     rows[m].append(pa_mpjpe(model(res.params).keypoints["coco17"], d.keypoints3d) * 1000)
@@ -121,7 +148,8 @@ def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: s
                     wins[m][h["winner"]] = wins[m].get(h["winner"], 0) + 1
         print(f"  {clip}: done", flush=True)
     n = sum(len(s) * s[0].keypoints2d.shape[0] for s in clip_sets.values())
-    print(f"\n{n} held-out persons ({', '.join(clip_sets)}), prior {prior}")
+    print(f"\n{n} held-out persons ({', '.join(clip_sets)}), prior {prior}" +
+          (", self-occluded keypoints marked (confidence 0.3)" if occlusion else ""))
     print("\n| hypotheses | PA-MPJPE mean mm | median | worst | > 150 mm | CPU s / person | winners |")
     print("|---|---|---|---|---|---|---|")
     out = {}
@@ -138,6 +166,7 @@ def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: s
         from human3d.io_utils import atomic_write_text
 
         atomic_write_text(Path(json_path), json.dumps({"bench": "tools/bench/fit.py --retries", "persons": n,
+                                                       "occlusion": occlusion,
                                                        "clips": list(clip_sets), "rows": out}, indent=1) + "\n")
 
 
@@ -162,6 +191,10 @@ def main() -> None:
     ap.add_argument("--retries", action="store_true",
                     help="compare the hypothesis retries (none / flagged persons / everyone) with the first of "
                          "--priors instead of the prior table")
+    ap.add_argument("--modes", default="0,1,2", help="--retries: which rows (0 none, 1 flagged, 2 everyone, "
+                    "3 flagged + check_weight 0.05, 4 everyone + check_weight 0.05)")
+    ap.add_argument("--occlusion", action="store_true", help="--retries: mark keypoints hidden by the body "
+                    "occluded (confidence 0.3), as a detector would")
     args = ap.parse_args()
 
     if args.model == "anny":
@@ -181,7 +214,8 @@ def main() -> None:
     clip_sets = {c: [make_synthetic_set(model, args.n, seed=sd, clips=clip_source(c), **fps) for sd in seeds]
                  for c in clip_names}  # fmt: skip
     if args.retries:
-        return bench_retries(model, clip_sets, args.priors.split(",")[0], args.threads, args.json)
+        return bench_retries(model, clip_sets, args.priors.split(",")[0], args.threads, args.json, args.modes,
+                             args.occlusion)
     sets = clip_sets[clip_names[0]]
     ds = sets[0]
     cfg = SMPLifyConfig(threads=args.threads)
