@@ -345,9 +345,11 @@ def _topview(path: Path, centers: np.ndarray, c2w: np.ndarray, pts: np.ndarray, 
     a /= np.linalg.norm(a)
     b = np.cross(up, a)
     P = np.stack([a, b], 1)  # [3, 2]
-    ref = np.concatenate([centers, pts]) if len(pts) else centers
-    lo_hi = np.percentile(ref @ P, [1, 99], axis=0)
-    lo, hi = lo_hi[0], lo_hi[1]
+    cam2 = centers @ P
+    lo, hi = cam2.min(0), cam2.max(0)  # every camera in the frame, and the points but their 1 % outliers
+    if len(pts):
+        q = np.percentile(pts @ P, [1, 99], axis=0)
+        lo, hi = np.minimum(lo, q[0]), np.maximum(hi, q[1])
     span = float(max(hi - lo)) * 1.15 + 1e-9
     mid = (lo + hi) / 2
 
