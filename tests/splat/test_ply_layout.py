@@ -123,7 +123,7 @@ def test_ascii_truncated_and_nan_files_give_clear_errors(tmp_path):
     lines = full.splitlines()
     lines[-1] = "x" + lines[-1]
     (tmp_path / "word.ply").write_text("\n".join(lines) + "\n")
-    with pytest.raises(ModelFileError, match=r"word.ply.*non-numeric value"):
+    with pytest.raises(ModelFileError, match=r"word.ply.*non-numeric value .x"):
         load_ply(tmp_path / "word.ply")
     binary = _plyfile_write(tmp_path / "b.ply", g, text=False).read_bytes()
     (tmp_path / "bcut.ply").write_bytes(binary[:-7])
