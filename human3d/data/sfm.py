@@ -299,13 +299,14 @@ def _run_sfm(pc, images: Path, work: Path, n_images: int, matcher: str, opt: Sfm
     inc.min_model_size = 3
     count = [0]
 
-    def registered():
-        count[0] += 1
+    def registered(k: int):  # registrations over every model tried (capped at the image count)
+        count[0] = min(n_images, count[0] + k)
         progress("mapping", count[0], n_images)
 
     progress("mapping", 0, n_images)
-    recs = pc.incremental_mapping(db, images, work / "models", options=inc, initial_image_pair_callback=registered,
-                                  next_image_callback=registered)  # fmt: skip
+    recs = pc.incremental_mapping(db, images, work / "models", options=inc,
+                                  initial_image_pair_callback=lambda: registered(2),
+                                  next_image_callback=lambda: registered(1))  # fmt: skip
     times["mapping"] = time.perf_counter() - t0
     models = sorted(recs.values(), key=lambda r: (r.num_reg_images(), r.num_points3D()), reverse=True)
     return models
