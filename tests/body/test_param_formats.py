@@ -27,10 +27,7 @@ def model_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     return {
         "smpl": synth.write_pickle(root / "SMPL_NEUTRAL.pkl", synth.make_model_data("smpl", num_shape=10, seed=4)),
-        # 300 shape components: smplx caps a file with fewer than 300 at 10 betas, AMASS uses 16
-        "smplh": synth.write_pickle(
-            root / "SMPLH_FEMALE.pkl", synth.make_model_data("smplh", num_shape=300, seed=5, dtype=np.float32)
-        ),
+        "smplh": synth.write_pickle(root / "SMPLH_FEMALE.pkl", synth.make_model_data("smplh", num_shape=16, seed=5)),
     }
 
 
@@ -112,6 +109,7 @@ def _amass(N, width, seed=0):
 
 def test_amass_smplh_split_and_vertices_match_smplx(tmp_path, model_files):
     d = _amass(5, 156, seed=4)
+    d["betas"][10:] = 0.0  # smplx uses at most 10 betas of a file with fewer than 300 shape components
     np.savez(tmp_path / "walk_poses.npz", **d)
     got = read_params(tmp_path / "walk_poses.npz")
     assert got.model == "smplh" and got.batch_size == 5
@@ -128,9 +126,10 @@ def test_amass_smplh_split_and_vertices_match_smplx(tmp_path, model_files):
     np.testing.assert_array_equal(p["betas"], np.repeat(d["betas"][None].astype(np.float32), 5, 0))
 
     ours = SMPLH(model_files["smplh"], gender="female", num_betas=16, flat_hand_mean=True)
-    ref = smplx.SMPLH(str(model_files["smplh"]), gender="female", num_betas=16, use_pca=False, flat_hand_mean=True,
+    ref = smplx.SMPLH(str(model_files["smplh"]), gender="female", num_betas=10, use_pca=False, flat_hand_mean=True,
                       ext="pkl")  # fmt: skip
     t = {k: torch.from_numpy(v) for k, v in p.items()}
+    t["betas"] = t["betas"][:, :10]  # the other 6 are zero
     with torch.no_grad():
         r = ref(global_orient=t["global_orient"], body_pose=t["body_pose"], betas=t["betas"], transl=t["transl"],
                 left_hand_pose=t["left_hand_pose"], right_hand_pose=t["right_hand_pose"])  # fmt: skip
