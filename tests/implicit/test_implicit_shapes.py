@@ -83,3 +83,24 @@ def test_code_priors_against_closed_forms(tiny_shape_run):
     assert flow.log_prob(codes.float()).mean() > g.log_prob(codes.float()).mean()
     s = flow.sample(64, generator=torch.Generator().manual_seed(0))
     assert s.shape == codes.shape[:0] + (64, codes.shape[1]) and torch.isfinite(s).all()
+
+
+def test_mesh_folder_shape_set(tmp_path):
+    import trimesh
+
+    from human3d.errors import DatasetError
+    from human3d.implicit.shapes import mesh_dir_shape_set
+
+    trimesh.creation.icosphere(subdivisions=4, radius=2.0).export(tmp_path / "a_sphere.obj")
+    trimesh.creation.box(extents=(1.0, 2.0, 3.0)).export(tmp_path / "b_box.ply")
+    s = mesh_dir_shape_set(tmp_path, 2000, seed=0)
+    assert s.names == ["a_sphere.obj", "b_box.ply"] and s.points.shape == (2, 2000, 3)
+    # each shape in its own unit sphere: the sphere's SDF there is |x| - 1 (up to the tessellation's 0.3 %)
+    x = s.points[0].double()
+    assert torch.allclose(s.sdf[0].double(), x.norm(dim=1) - 1.0, atol=4e-3)
+    assert abs(s.normalizations[1].scale - 0.5 * np.sqrt(14.0)) < 1e-9  # half the box's diagonal
+    open_mesh = trimesh.creation.box()
+    open_mesh.faces = open_mesh.faces[:-1]
+    open_mesh.export(tmp_path / "c_open.obj")
+    with pytest.raises(DatasetError, match="c_open.obj.*not watertight"):
+        mesh_dir_shape_set(tmp_path, 100)
