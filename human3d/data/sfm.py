@@ -48,12 +48,14 @@ from human3d.data.scenes import read_image
 from human3d.errors import DatasetError, InvalidInputError
 from human3d.io_utils import atomic_path, atomic_write_text
 
-__all__ = ["SfmOptions", "scene_from_photos", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "MATCHERS", "BACKGROUNDS"]
+__all__ = ["SfmOptions", "scene_from_photos", "IMAGE_SUFFIXES", "VIDEO_SUFFIXES", "MATCHERS", "BACKGROUNDS", "CAMERA_MODELS"]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 MATCHERS = ("auto", "exhaustive", "sequential")
 BACKGROUNDS = {"white": (1.0, 1.0, 1.0), "black": (0.0, 0.0, 0.0)}
+CAMERA_MODELS = ("SIMPLE_PINHOLE", "PINHOLE", "SIMPLE_RADIAL", "RADIAL", "OPENCV", "FULL_OPENCV", "SIMPLE_RADIAL_FISHEYE",
+                 "RADIAL_FISHEYE", "OPENCV_FISHEYE")  # fmt: skip - the models COLMAP's undistorter maps to PINHOLE
 
 Progress = Callable[[str, int, "int | None"], None]  # (stage, done, total or None)
 
@@ -90,6 +92,8 @@ class SfmOptions:
     def validate(self) -> None:
         if self.matcher not in MATCHERS:
             raise InvalidInputError(f"--matcher: expected one of {', '.join(MATCHERS)}, got '{self.matcher}'")
+        if self.camera_model not in CAMERA_MODELS:
+            raise InvalidInputError(f"--camera-model: expected one of {', '.join(CAMERA_MODELS)}, got '{self.camera_model}'")
         if self.background not in BACKGROUNDS:
             raise InvalidInputError(f"--background: expected white or black, got '{self.background}'")
         if not (math.isfinite(float(self.downscale)) and float(self.downscale) >= 1.0):

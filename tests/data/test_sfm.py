@@ -193,6 +193,7 @@ def _noise_images(folder, n, sizes=None):
         ("video", "cannot be read"),
         ("noise", "of 5 images registered"),
         ("out_not_empty", "not empty"),
+        ("camera_model", "--camera-model: expected one of"),
     ],
 )
 def test_bad_inputs_one_line_exit_2_no_scene(tmp_path, case, expect):
@@ -210,14 +211,17 @@ def test_bad_inputs_one_line_exit_2_no_scene(tmp_path, case, expect):
         src.write_bytes(b"not a video at all")
     elif case == "noise":
         _noise_images(src, 5)
+    elif case == "camera_model":
+        _noise_images(src, 3)
     else:
         _noise_images(src, 3)
         out.mkdir()
         (out / "keep.txt").write_text("mine")
-    r = CliRunner().invoke(app, ["from-photos", str(src), "--out", str(out), "--no-progress"])
+    extra = ["--camera-model", "FISHEYE_X"] if case == "camera_model" else []
+    r = CliRunner().invoke(app, ["from-photos", str(src), "--out", str(out), "--no-progress", *extra])
     assert r.exit_code == 2, r.output
     assert expect in r.output and "\n" not in r.output.strip(), r.output
-    assert (str(src) in r.output) or case in ("noise", "out_not_empty")
+    assert (str(src) in r.output) or case in ("noise", "out_not_empty", "camera_model")
     if case == "out_not_empty":
         assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
     else:
