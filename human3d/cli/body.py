@@ -1,4 +1,6 @@
-"""``human3d body ...``: inspect body models, pose them from parameter files, export meshes; and the demo."""
+"""``human3d body ...``: inspect body models, pose them from parameter files (ours or other tools': smplx names,
+SMPLify-X, AMASS, 4D-Humans; :mod:`human3d.body.param_formats`), export meshes, mesh sequences, animated .glb and
+videos; and the demo."""
 
 from __future__ import annotations
 
@@ -160,7 +162,8 @@ def export(
         import torch
         from tqdm import tqdm
 
-        from human3d.body.io import MESH_SUFFIXES, export_animation, export_mesh, save_params
+        from human3d.body.io import (MESH_SUFFIXES, PARAM_SUFFIXES, SMPLX_SUFFIXES, export_animation, export_mesh,
+                                     save_params)  # fmt: skip
         from human3d.body.param_formats import read_params
         from human3d.cli.runner import check_output_dir, check_output_file, say
         from human3d.errors import InvalidInputError
@@ -172,6 +175,9 @@ def export(
                 raise InvalidInputError("--render draws one body; with --all-frames the video is animation.mp4")
         else:
             check_output_file(out, "--out", MESH_SUFFIXES)
+        if save_params_to is not None:
+            layout = "smplx" if save_params_to.suffix.lower() == ".pkl" else params_layout.value
+            check_output_file(save_params_to, "--save-params", SMPLX_SUFFIXES if layout == "smplx" else PARAM_SUFFIXES)
         loaded = read_params(params, model=None if model is None else model.value) if params is not None else None
         body = _body_for(loaded, model, model_path, gender, num_betas)
         full = body.validate_params(loaded.params if loaded is not None else {})
