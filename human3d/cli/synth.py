@@ -7,13 +7,14 @@ from pathlib import Path
 
 import typer
 
-from human3d.errors import Human3DError
+from human3d.cli.runner import check_output_dir, command, say
 
 app = typer.Typer(help="Synthetic humans: render Anny bodies with exact 2D/3D labels as a COCO keypoint dataset.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_show_locals=False)  # fmt: skip
 
 
 @app.command()
+@command
 def make(
     out: Path = typer.Option(..., "--out", "-o", help="Output folder (images/ + annotations.json)."),
     n: int = typer.Option(..., "--n", help="Number of images."),
@@ -32,16 +33,12 @@ def make(
     from human3d.synth.coco import make_dataset
     from human3d.synth.generator import SynthConfig
 
-    try:
-        cfg = SynthConfig(size=size, max_people=max_people, prior_fraction=prior_fraction).validate()
-        t0 = time.perf_counter()
-        with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      disable=quiet) as bar:  # fmt: skip
-            task = bar.add_task("synth", total=n if isinstance(n, int) and n > 0 else None)
-            path = make_dataset(out, n, cfg, batch_size=batch, seed=seed,
-                                progress=lambda k: bar.advance(task, k))  # fmt: skip
-        dt = time.perf_counter() - t0
-    except (Human3DError, OSError) as e:
-        typer.secho(f"error: {e}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(code=2) from None
-    typer.echo(f"wrote {n} images in {dt:.1f} s ({n / dt:.1f} images/s) -> {path}")
+    cfg = SynthConfig(size=size, max_people=max_people, prior_fraction=prior_fraction).validate()
+    check_output_dir(out)
+    t0 = time.perf_counter()
+    with Progress(TextColumn("synth"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  disable=quiet) as bar:  # fmt: skip
+        task = bar.add_task("synth", total=n if isinstance(n, int) and n > 0 else None)
+        path = make_dataset(out, n, cfg, batch_size=batch, seed=seed, progress=lambda k: bar.advance(task, k))
+    dt = time.perf_counter() - t0
+    say(f"wrote {n} images in {dt:.1f} s ({n / dt:.1f} images/s) -> {path}")
