@@ -272,7 +272,15 @@ def _newer_cases() -> list[Case]:
     ]
 
 
-CASES = (_scene_train("nerf") + _scene_train("splat") + _scene_train("dvr") + _fit_cases() + _other_cases()
+SPLAT_SMALL = Case(
+    "splat train", "images too small for SSIM at the coarse resolution",
+    lambda d, out: ["splat", "train", d / "blender", "--out", out / "run", *TRAIN], lambda d, out: ["blender", "16x16"],
+    lambda d, out: [out / "run"],
+    xfail="splat's coarse-to-fine schedule trains 16 px images at 4x4 and the SSIM loss says 'img: SSIM needs H, W "
+          ">= win_size=11, got 4x4', naming neither the dataset nor its image size (human3d/splat/trainer.py)",
+)  # fmt: skip
+
+CASES = ([SPLAT_SMALL] + _scene_train("nerf") + _scene_train("splat") + _scene_train("dvr") + _fit_cases() + _other_cases()
          + _newer_cases())
 
 
