@@ -22,8 +22,8 @@ Conventions: axis-angle in radians, metres, smplx's world frame; rotation matric
 (they must be rotations: orthonormal, det +1). The model family is inferred from what the file says (AMASS pose
 width or ``surface_model_type``, face / hand parameters, ``body_pose`` width 69 = SMPL); where it cannot be told
 (``body_pose`` of 63 values without hands: SMPL-H or SMPL-X) the caller must name it. ``meta`` carries
-``num_betas`` (width of ``betas``), ``gender`` (when the file has one), ``num_pca_comps`` (hand poses that are not
-45 wide), ``flat_hand_mean`` (True for AMASS), ``fps`` (AMASS), ``camera`` (SMPLify-X) and ``format``.
+``num_betas`` (width of ``betas``), ``num_expression_coeffs`` (width of ``expression``), ``gender`` (when the file
+has one), ``num_pca_comps`` (hand poses that are not 45 wide), ``flat_hand_mean`` (True for AMASS), ``fps`` (AMASS), ``camera`` (SMPLify-X) and ``format``.
 ``.pkl`` files go through the restricted unpickler (:mod:`human3d.body.safe_pickle`); ``.npz`` never unpickles.
 """
 
@@ -84,7 +84,8 @@ def _read_raw(path: Path) -> Any:
 
 
 def _is_ours(raw: Any) -> bool:
-    return isinstance(raw, dict) and ("__meta__" in raw or raw.get("format") == "human3d.body_params")
+    return isinstance(raw, dict) and ("__meta__" in raw or raw.get("format") == "human3d.body_params"
+                                      or ("model" in raw and isinstance(raw.get("params"), dict)))  # fmt: skip
 
 
 def _unwrap(raw: Any, path: Path) -> tuple[list[dict], str]:
@@ -296,6 +297,8 @@ def read_params(path, model: str | None = None) -> BodyParams:
         params, family, meta = _named(bodies, path, fmt)
     if "betas" in params:
         meta["num_betas"] = int(params["betas"].shape[1])
+    if "expression" in params:
+        meta["num_expression_coeffs"] = int(params["expression"].shape[1])
     hands = [params[k].shape[1] for k in ("left_hand_pose", "right_hand_pose") if k in params]
     if hands and hands[0] != 45:
         if len(set(hands)) > 1:

@@ -68,8 +68,8 @@ class ParamsLayout(str, Enum):
 
 
 def _body_for(loaded, model: Optional[ModelName], model_path, gender: Optional[Gender], num_betas: Optional[int]):
-    """The body model a parameter file asks for: the family, gender, number of betas, hand PCA and flat hand mean
-    it names or implies, each overridden by an explicit option."""
+    """The body model a parameter file asks for: the family, gender, number of betas / expressions, hand PCA and
+    flat hand mean it names or implies (family, gender and betas overridden by an explicit option)."""
     from human3d.body import load_body_model
 
     meta = loaded.meta if loaded is not None else {}
@@ -80,6 +80,8 @@ def _body_for(loaded, model: Optional[ModelName], model_path, gender: Optional[G
             kw["num_pca_comps"] = int(meta["num_pca_comps"])
         if meta.get("flat_hand_mean"):
             kw["flat_hand_mean"] = True
+    if family == "smplx" and "num_expression_coeffs" in meta:
+        kw["num_expression_coeffs"] = int(meta["num_expression_coeffs"])
     g = gender.value if gender is not None else str(meta.get("gender", "neutral"))
     nb = num_betas if num_betas is not None else int(meta.get("num_betas", 10))
     return load_body_model(family, model_path=model_path, gender=g, num_betas=nb, **kw)

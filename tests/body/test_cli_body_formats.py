@@ -8,6 +8,7 @@ import pickle
 import imageio.v2 as imageio
 import numpy as np
 import pygltflib
+import smplx
 import pytest
 import torch
 import trimesh
@@ -124,3 +125,24 @@ def test_bad_input_is_one_clear_line(tmp_path, files, make, args, needles):
     text = " ".join(res.output.split())
     assert all(n in text for n in needles), text
     assert "Traceback" not in res.output and "allow_pickle" not in res.output
+
+
+def test_smplifyx_result_with_hand_pca_matches_smplx(tmp_path):
+    """An SMPLify-X result (.pkl, 12 PCA hand coefficients, 10 expressions, camera) exported by the CLI equals
+    smplx's SMPL-X with the same PCA settings (use_pca, num_pca_comps=12, flat_hand_mean=False as SMPLify-X)."""
+    model = synth.write_pickle(tmp_path / "SMPLX_NEUTRAL.pkl",
+                               synth.make_model_data("smplx", num_shape=20, seed=13, dtype=np.float32))  # fmt: skip
+    rng = np.random.default_rng(4)
+    r = lambda *s: (rng.normal(size=s) * 0.3).astype(np.float32)  # noqa: E731
+    result = {"camera_rotation": np.eye(3, dtype=np.float32)[None], "camera_translation": r(1, 3),
+              "betas": r(1, 10), "global_orient": r(1, 3), "body_pose": r(1, 63), "left_hand_pose": r(1, 12),
+              "right_hand_pose": r(1, 12), "jaw_pose": r(1, 3), "leye_pose": r(1, 3), "reye_pose": r(1, 3),
+              "expression": r(1, 10)}  # fmt: skip
+    with open(tmp_path / "000.pkl", "wb") as f:
+        pickle.dump(result, f, protocol=2)
+    res = _run("--params", tmp_path / "000.pkl", "--model-path", model, "--out", tmp_path / "x.obj")
+    assert res.exit_code == 0, res.output
+    ref = smplx.SMPLX(str(model), use_pca=True, num_pca_comps=12, num_betas=10, num_expression_coeffs=10, ext="pkl")
+    with torch.no_grad():
+        want = ref(**{k: torch.from_numpy(v) for k, v in result.items() if not k.startswith("camera")}).vertices[0]
+    np.testing.assert_allclose(trimesh.load(tmp_path / "x.obj", process=False).vertices, want.numpy(), atol=1e-5)

@@ -89,7 +89,7 @@ def test_smplifyx_result_pkl(tmp_path):
               "reye_pose": r(1, 3), "expression": r(1, 10), "body_pose": r(1, 63)}  # fmt: skip
     got = read_params(_pickle(tmp_path / "000.pkl", result))
     assert got.model == "smplx" and got.meta["format"] == "smplify-x"
-    assert got.meta["num_pca_comps"] == 12 and got.meta["num_betas"] == 10
+    assert got.meta["num_pca_comps"] == 12 and got.meta["num_betas"] == 10 and got.meta["num_expression_coeffs"] == 10
     np.testing.assert_allclose(got.meta["camera"]["rotation"], cam_R.reshape(-1), rtol=1e-6)
     np.testing.assert_allclose(got.meta["camera"]["translation"], result["camera_translation"].reshape(-1))
     for k in set(result) - {"camera_rotation", "camera_translation"}:
