@@ -1,8 +1,17 @@
-"""Fit every person of a set of images in one batched SMPLify run and write the results (what ``human3d fit`` does).
+"""Fit every person of a set of images in batched SMPLify runs and write the results (what ``human3d fit`` does).
+
+The persons of ``chunk`` images at a time (default: all) are fitted in one batch; each batch's outputs and an
+updated ``summary.json`` are written before the next starts. SIGINT / SIGTERM is held while a batch's files are
+written, so an interrupted run leaves the finished images complete, listed in ``summary.json``
+(``completed_images``, ``state: "interrupted"``, each image's ``status``), and raises :class:`FitInterrupted`;
+``resume=True`` skips the images a previous run completed.
 
 Output layout (all files written atomically)::
 
-    OUT/summary.json                      run settings, per-image and per-person diagnostics
+    OUT/summary.json                      run settings, per-image and per-person diagnostics (each person's
+                                          winning hypothesis and every hypothesis's energy, the plausibility checks)
+    OUT/loss.png                          per iteration of both stages: reprojection error (px), prior energy,
+                                          the prior / shape weights' schedules
     OUT/<image stem>/overlay.png          all fitted people over the photo (mesh + input/model keypoints)
     OUT/<image stem>/person_<i>.npz|.json parameters (smplx names; Anny: phenotypes), see human3d.body.io
     OUT/<image stem>/person_<i>.obj       mesh in the camera frame (OpenCV axes: x right, y down, z forward)
@@ -45,7 +54,8 @@ __all__ = ["fit_images", "FitRun", "FitInterrupted"]
 
 @dataclass
 class FitRun:
-    """What :func:`fit_images` returns: the summary (also written to ``summary.json``) and the raw result."""
+    """What :func:`fit_images` returns: the summary (also written to ``summary.json``) and the raw results
+    (``result``: the only batch's, or the last one's with several ``chunk`` batches; ``results``: all)."""
 
     summary: dict
     result: SMPLifyResult | None

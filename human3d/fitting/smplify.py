@@ -18,6 +18,13 @@ Stages (Bogo et al., ECCV 2016, "Keep it SMPL"; Pavlakos et al., CVPR 2019, SMPL
    output and its latent code is optimised (VPoser-style, ``latent_pose``). ``restarts`` > 1 repeats the stage
    from perturbed limb poses and keeps, per person, the run with the lowest data + prior energy.
 
+3. **Hypotheses** (:mod:`~human3d.fitting.hypotheses`). A given ``init`` (e.g. an HMR regressor's prediction)
+   is stage 2 run once more from it, next to the default; a fit failing a plausibility check (joint limits,
+   interpenetrating limbs, a depth order contradicting the keypoints' visibility) is retried from stage 1's
+   other facing (``flip``) and from its mirrored pose (``mirror``). Each person keeps the hypothesis with the
+   lowest ranking energy; ``SMPLifyResult.hypotheses`` says which won and every one's energy. Per-iteration
+   records of both stages (reprojection pixels, prior energy, weight schedules) are in ``SMPLifyResult.trace``.
+
 Energy per person (residuals in units of the person's size ``s``, the longer side of the confident keypoints'
 bounding box, so weights do not depend on image resolution)::
 

@@ -100,7 +100,7 @@ def test_sigint_keeps_finished_images_and_resume_fits_the_rest(tmp_path):
     folder, kpf = _folder_of_three(tmp_path)
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "human3d.cli.main", "fit", str(folder), "-k", str(kpf), "--out", str(out),
-           "--chunk", "1", "--iters", "30", "--camera-iters", "20", "-q"]  # fmt: skip
+           "--chunk", "1", "--iters", "15", "--camera-iters", "10", "-q"]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     summary = out / "summary.json"

@@ -246,7 +246,7 @@ def test_folder_with_bad_files_keeps_the_others(anny_model, tmp_path):
                      config=None, overlays=False)  # fmt: skip
     recs = {r["name"]: r for r in run.summary["images"]}
     assert "not valid JSON" in recs["badjson"]["error"]
-    assert "cannot read" in recs["broken"]["error"]
+    assert "not an image" in recs["broken"]["error"]
     assert "no keypoint file" in recs["nojson"]["error"]
     assert recs["good"]["error"] is None and recs["good"]["people"][0]["fitted"]
     assert run.summary["persons_fitted"] == 1 and run.summary["images_skipped"] == 3
