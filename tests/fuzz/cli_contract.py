@@ -3,7 +3,8 @@
 A :class:`Case` is one bad input to one command: ``args(d, out)`` builds the command line from the shared input
 folder ``d`` (``conftest.fz``) and a fresh output folder ``out``; ``names`` are strings the error line must
 contain (the offending file or option); ``outputs`` the paths the command must not leave half-written.
-``kind="error"`` is an error from the command itself (exactly one line ``error: ...`` on stderr);
+``kind="error"`` is an error from the command itself (exactly one line ``error: ...`` on stderr); ``kind="skipped"``
+a fit where every image or person was skipped (one line each naming it and why, the summary, ``error: ...``);
 ``kind="usage"`` is an option value refused by click before the command runs (its usage panel, which names the
 option). Either way: exit 2, no traceback, nothing half-written.
 """
@@ -63,6 +64,10 @@ def check_bad_input(result, names=(), outputs=(), kind: str = "error") -> str:
     if kind == "error":
         assert len(lines) == 1 and lines[0].startswith("error: "), where
         text = lines[0]
+    elif kind == "skipped":  # fit: a line per skipped image or person, the summary line, then the error line
+        assert lines and lines[-1].startswith("error: ") and all(ln.startswith(("skipped ", "warning", "fitted "))
+                                                                 for ln in lines[:-1]), where  # fmt: skip
+        text = " ".join(lines)
     else:  # click's usage panel: the error line names the option
         text = " ".join(" ".join(ln.strip("│╭╮╰╯─ ").split()) for ln in lines)
         assert "Invalid value" in text or "Missing" in text or "No such option" in text, where

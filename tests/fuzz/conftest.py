@@ -103,7 +103,8 @@ def fz(tmp_path_factory, anny_model):
     (d / "kp_strings.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": ["1"] * 75}]}))
     (d / "kp_outside.json").write_text(json.dumps(openpose_doc(xy=(5000.0, 20.0), conf=2.0)))
     (d / "kp_bad.json").write_text('{"people": [')
-    (d / "kp_coco_other.json").write_text(json.dumps({"images": [{"id": 7, "file_name": "other.jpg"}],
+    (d / "kp_coco_other.json").write_text(json.dumps({"images": [{"id": 7, "file_name": "other.jpg"},
+                                                                 {"id": 9, "file_name": "more.jpg"}],
                                                       "annotations": [{"image_id": 7, "keypoints": [1, 2, 2] * 17}]}))
     (d / "kp_nan.json").write_text('{"people": [{"pose_keypoints_2d": [' + ", ".join(["NaN"] * 75) + "]}]}")
     # parameter files
