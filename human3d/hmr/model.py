@@ -4,6 +4,9 @@
   crop's centre and side come from the person's keypoints or box, :func:`person_crop`).
 * **Encoder** (:class:`ResEncoder`): a strided stem and one residual basic block per stage (GroupNorm, ReLU),
   global average pooling -> a feature ``[B, F]``.
+* **Keypoints** (optional, ``keypoint_input``): the person's COCO-17 keypoints in the crop's normalised coordinates
+  (``2 (uv - centre) / side``, with their confidences; zeros where missing) through a small MLP, concatenated to the
+  image feature (:func:`crop_keypoints`). A person without keypoints gets all zeros (trained with dropout).
 * **IEF** (:class:`IEFRegressor`): ``theta_{t+1} = theta_t + MLP([feature, theta_t])`` for ``iterations`` steps from
   the mean parameters (a buffer); the last layer starts near zero (``init_scale``), so an untrained network
   returns the mean. ``theta = [global_orient 6D, G pose groups 6D, shape S, camera (s, tx, ty)]``.
@@ -31,7 +34,7 @@ from human3d.errors import InvalidInputError, ModelFileError
 from human3d.geometry.rotations import matrix_to_axis_angle, matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = ["HMRNetConfig", "ResEncoder", "IEFRegressor", "HMRNet", "decode_theta", "weak_to_perspective",
-           "crop_images", "person_crop", "keypoint_boxes", "to_model_params", "save_hmr", "load_hmr_file", "CROP_PADDING"]  # fmt: skip
+           "crop_images", "person_crop", "keypoint_boxes", "crop_keypoints", "to_model_params", "save_hmr", "load_hmr_file", "CROP_PADDING"]  # fmt: skip
 
 CROP_PADDING = 1.25
 """Crop side = this x the longer side of the person's box (keypoints' box or given box)."""
@@ -51,6 +54,10 @@ class HMRNetConfig(Config):
     """IEF iterations (HMR: 3)."""
     init_scale: float = 0.01
     """Scale of the IEF output layer's initial weights (near zero: the first prediction is the mean)."""
+    keypoint_input: bool = True
+    """Also read the person's COCO-17 keypoints (crop coordinates and confidences) besides the image."""
+    keypoint_hidden: int = 256
+    """Width of the keypoint embedding MLP."""
 
     def validate(self) -> None:
         if not (isinstance(self.crop_size, int) and 32 <= self.crop_size <= 512):
@@ -145,17 +152,31 @@ class HMRNet(nn.Module):
         mg = torch.zeros(n_groups, 3) if mean_groups is None else mean_groups
         self.encoder = ResEncoder(tuple(self.config.widths))
         c = self.config
-        self.ief = IEFRegressor(self.encoder.dim, mean_theta(mg, n_shape), c.hidden, c.iterations, c.init_scale)
+        feat = self.encoder.dim
+        self.kp_embed = None
+        if c.keypoint_input:
+            self.kp_embed = nn.Sequential(nn.Linear(17 * 3, c.keypoint_hidden), nn.ReLU(),
+                                          nn.Linear(c.keypoint_hidden, c.keypoint_hidden), nn.ReLU())  # fmt: skip
+            feat += c.keypoint_hidden
+        self.ief = IEFRegressor(feat, mean_theta(mg, n_shape), c.hidden, c.iterations, c.init_scale)
 
     @property
     def theta_dim(self) -> int:
         return 6 + 6 * self.n_groups + self.n_shape + 3
 
-    def forward(self, crops: torch.Tensor) -> list[torch.Tensor]:
+    def forward(self, crops: torch.Tensor, keypoints: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """``crops`` [B, 3, S, S]; ``keypoints`` [B, 17, 3] crop coordinates (:func:`crop_keypoints`; None: none)."""
         S = self.config.crop_size
         if crops.ndim != 4 or crops.shape[1:] != (3, S, S):
             raise InvalidInputError(f"crops: expected [B, 3, {S}, {S}], got {list(crops.shape)}")
-        return self.ief(self.encoder(crops))
+        feat = self.encoder(crops)
+        if self.kp_embed is not None:
+            B = crops.shape[0]
+            kp = torch.zeros(B, 17, 3, dtype=feat.dtype, device=feat.device) if keypoints is None else keypoints
+            if kp.shape != (B, 17, 3):
+                raise InvalidInputError(f"keypoints: expected [{B}, 17, 3] COCO-17 crop coordinates, got {list(kp.shape)}")
+            feat = torch.cat([feat, self.kp_embed(kp.reshape(B, -1))], -1)
+        return self.ief(feat)
 
     def decode(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
         return decode_theta(theta, self.n_groups, self.n_shape)
@@ -204,6 +225,14 @@ def person_crop(keypoints: torch.Tensor | None = None, boxes: torch.Tensor | Non
         boxes = keypoint_boxes(keypoints)
     centre = boxes[:, :2] + 0.5 * boxes[:, 2:]
     return centre, (padding * boxes[:, 2:].amax(-1)).clamp_min(min_side)
+
+
+def crop_keypoints(kp: torch.Tensor, centre: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
+    """Image keypoints ``[B, K, 3]`` (u, v, confidence) -> the network's input: ``2 (uv - centre) / side`` clamped
+    to [-2, 2] and the confidence clamped to [0, 1]; zeros where the confidence is 0."""
+    conf = kp[..., 2:3].clamp(0, 1)
+    uv = (2 * (kp[..., :2] - centre[:, None]) / side[:, None, None]).clamp(-2, 2)
+    return torch.cat([uv, conf], -1) * (conf > 0)
 
 
 def keypoint_boxes(kp: torch.Tensor) -> torch.Tensor:

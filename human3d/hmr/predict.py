@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from human3d.errors import InvalidInputError, ModelFileError
-from human3d.hmr.model import (HMRNet, crop_images, keypoint_boxes, load_hmr_file, person_crop, to_model_params,
-                               weak_to_perspective)  # fmt: skip
+from human3d.hmr.model import (HMRNet, crop_images, crop_keypoints, keypoint_boxes, load_hmr_file, person_crop,
+                               to_model_params, weak_to_perspective)  # fmt: skip
 
 __all__ = ["DEFAULT_WEIGHTS", "weights_dir", "load_hmr", "predict_people", "hmr_initializer", "check_image_array"]
 
@@ -79,7 +79,8 @@ def predict_people(net: HMRNet, model, images: list, image_index, K, keypoints=N
         net: an :class:`HMRNet` (:func:`load_hmr`); model: its Anny :class:`~human3d.body.model.BodyModel`.
         images: list of ``[H, W, 3]`` uint8 arrays; image_index: ``[P]`` ints, person -> image.
         K: ``[P, 3, 3]`` (or ``[3, 3]`` for all) intrinsics of each person's image.
-        keypoints: ``[P, K, 3]`` pixels (their confident box is the crop) or boxes ``[P, 4]`` (x, y, w, h).
+        keypoints: ``[P, K, 3]`` pixels, COCO-17 / BODY_25 / OpenPose COCO-18 (the network's keypoint input, and
+            their confident box is the crop unless ``boxes``); boxes: ``[P, 4]`` (x, y, w, h) crops.
         all_iterations: also return ``"iterations"``: the parameters after each IEF iteration (a list).
     Returns ``{global_orient [P, 3], body_pose [P, Jp*3], phenotypes [P, 6], transl [P, 3]}`` (camera frame).
     """
@@ -97,19 +98,23 @@ def predict_people(net: HMRNet, model, images: list, image_index, K, keypoints=N
     if Km.shape != (P, 3, 3) or not bool(torch.isfinite(Km).all()) or bool((Km[:, 0, 0] <= 0).any()):
         raise InvalidInputError(f"K: expected finite [3, 3] or [{P}, 3, 3] intrinsics with a positive focal length, "
                                 f"got {list(Km.shape)}")  # fmt: skip
+    kp = None
     if keypoints is not None:
         kp = torch.as_tensor(keypoints, dtype=torch.float32)
         if kp.ndim != 3 or kp.shape[0] != P or kp.shape[2] != 3 or not bool(torch.isfinite(kp).all()):
             raise InvalidInputError(f"keypoints: expected finite [{P}, K, 3] (u, v, confidence), got "
                                     f"{list(kp.shape)}")  # fmt: skip
-        centre, side = person_crop(kp)
-    elif boxes is not None:
+        kp = coco17(kp)
+    if boxes is not None:
         bx = torch.as_tensor(boxes, dtype=torch.float32)
         if bx.shape != (P, 4) or not bool(torch.isfinite(bx).all()) or bool((bx[:, 2:] <= 0).any()):
             raise InvalidInputError(f"boxes: expected [{P}, 4] (x, y, w, h) with positive sizes, got {list(bx.shape)}")
         centre, side = person_crop(boxes=bx)
+    elif kp is not None:
+        centre, side = person_crop(kp)
     else:
         raise InvalidInputError("predict_people: give keypoints [P, K, 3] or boxes [P, 4]")
+    kin = crop_keypoints(kp, centre, side) if kp is not None else None
     S = net.config.crop_size
     crops = torch.zeros(P, 3, S, S)
     for i, im in enumerate(imgs):
@@ -119,7 +124,7 @@ def predict_people(net: HMRNet, model, images: list, image_index, K, keypoints=N
             crops[sel] = crop_images(x, centre[sel], side[sel], S)
     space = pose_space(model)
     out = []
-    for theta in net(crops):
+    for theta in net(crops, kin):
         dec = net.decode(theta)
         out.append(to_model_params(dec, space, "phenotypes", weak_to_perspective(dec["cam"], centre, side, Km)))
     res = dict(out[-1])
@@ -153,10 +158,21 @@ def hmr_initializer(body_model, weights=None):
         has = (kp[..., 2] > 0).any(1)
         whole = torch.tensor([0.0, 0.0, W, H]).expand(P, 4)  # a person without keypoints: the whole image
         boxes = torch.where(has[:, None], keypoint_boxes(kp), whole)
-        return predict_people(net, body_model, [image], [0] * P, Km, boxes=boxes)
+        return predict_people(net, body_model, [image], [0] * P, Km, keypoints=kp, boxes=boxes)
 
     return initializer
 
+
+
+def coco17(kp: torch.Tensor) -> torch.Tensor:
+    """Keypoints ``[P, K, 3]`` of COCO-17 (K = 17), BODY_25 (25) or OpenPose COCO-18 (18) -> COCO-17."""
+    from human3d.body.skeletons import convert_keypoints
+
+    names = {17: "coco17", 25: "body25", 18: "openpose_coco18"}
+    if kp.shape[1] not in names:
+        raise InvalidInputError(f"keypoints: expected 17 (COCO-17), 25 (BODY_25) or 18 (OpenPose COCO-18) per "
+                                f"person, got {kp.shape[1]}")  # fmt: skip
+    return kp if kp.shape[1] == 17 else convert_keypoints(kp, names[kp.shape[1]], "coco17")
 
 
 def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, focal: float | None = None,
@@ -214,14 +230,16 @@ def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, f
         for index, k in people:
             owners.append((len(records) - 1, len(pix) - 1, index))
             Ks.append(make_intrinsics(f, f, W / 2.0, H / 2.0)[0])
-            kps.append(k)
+            kps.append(k if k is None else coco17(torch.from_numpy(k)[None])[0])
             boxes.append(keypoint_boxes(torch.from_numpy(k)[None])[0] if k is not None
                          else torch.tensor([0.0, 0.0, W, H]))  # fmt: skip
     P = len(owners)
     t_pred = 0.0
     if P:
         t1 = time.perf_counter()
-        params = predict_people(net, body, pix, [o[1] for o in owners], torch.stack(Ks), boxes=torch.stack(boxes))
+        kin = torch.stack([torch.zeros(17, 3) if k is None else k for k in kps])
+        params = predict_people(net, body, pix, [o[1] for o in owners], torch.stack(Ks), keypoints=kin,
+                                boxes=torch.stack(boxes))  # fmt: skip
         with torch.no_grad():
             out = body(params)
         t_pred = time.perf_counter() - t1
@@ -255,7 +273,7 @@ def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, f
             combined = img
             for b, _, entry in rows:
                 try:
-                    kp = None if kps[b] is None else torch.from_numpy(kps[b])
+                    kp = kps[b]
                     ov = render_overlay(img, out.vertices[b].float(), body.faces, cam, keypoints=kp)
                     p = save_png(out_dir / rec["name"] / f"person_{entry['index']:02d}_overlay.png", ov)
                     entry.setdefault("files", {})["overlay"] = str(p.relative_to(out_dir))

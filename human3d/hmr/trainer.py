@@ -32,8 +32,8 @@ import torch.nn.functional as F
 from human3d.config import Config, from_preset
 from human3d.errors import InvalidInputError, ModelFileError
 from human3d.hmr.lgd_trainer import LGDOptimConfig
-from human3d.hmr.model import (HMRNet, HMRNetConfig, crop_images, person_crop, save_hmr, to_model_params,
-                               weak_to_perspective)  # fmt: skip
+from human3d.hmr.model import (HMRNet, HMRNetConfig, crop_images, crop_keypoints, person_crop, save_hmr,
+                               to_model_params, weak_to_perspective)  # fmt: skip
 from human3d.train.core import RunConfig, Trainer
 
 __all__ = ["HMRDataConfig", "HMRLossConfig", "HMRAdvConfig", "HMROptimConfig", "HMRConfig", "HMRTrainer",
@@ -63,6 +63,12 @@ class HMRDataConfig(Config):
     """Range of the crop side's random factor."""
     pool: int = 20000
     """Real mocap poses (training clips, 10 fps) the discriminators see."""
+    kp_noise: float = 0.02
+    """Standard deviation of the noise on the input keypoints (crop units: the crop side is 2)."""
+    kp_drop: float = 0.15
+    """Fraction of input keypoints dropped (confidence 0)."""
+    kp_none: float = 0.1
+    """Fraction of persons given no input keypoints at all (as a bare photo's whole-image box)."""
 
     def validate(self) -> None:
         if not (isinstance(self.n_images, int) and self.n_images >= 8):
@@ -110,7 +116,7 @@ class HMROptimConfig(LGDOptimConfig):
 
     batch_size: int = 32
     """Images per step."""
-    lr: float = 3e-4
+    lr: float = 5e-4
     """Adam's initial step size (cosine decay to ``lr_final`` x it)."""
     lr_final: float = 0.1
     """Final step size as a fraction of ``lr``."""
@@ -332,8 +338,14 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
         b = self.batch(idx)
         crops, centre, side = augment_crops(b["images"], b["kp2d"], c.net.crop_size, g, c.data.jitter_centre,
                                             c.data.jitter_scale)  # fmt: skip
+        kin = crop_keypoints(b["kp2d"], centre, side)
+        kin = torch.cat([kin[..., :2] + c.data.kp_noise * torch.randn(kin[..., :2].shape, generator=g),
+                         kin[..., 2:]], -1)  # fmt: skip
+        keep = ((torch.rand(kin.shape[:2], generator=g) >= c.data.kp_drop)
+                & (torch.rand(kin.shape[0], 1, generator=g) >= c.data.kp_none))  # fmt: skip
+        kin = kin * keep[..., None] * (kin[..., 2:] > 0)
         self.net.train()
-        thetas = self.net(crops.to(self.device))
+        thetas = self.net(crops.to(self.device), kin.to(self.device))
         loss, info, groups = hmr_losses(self.net, thetas, b, centre, side, self.kp_fn, self.space, c.loss)
         adv = self.disc.energy(groups).mean()
         total = loss + c.loss.adversarial * adv
