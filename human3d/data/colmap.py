@@ -270,6 +270,16 @@ class _Reader:
         self.pos += n
         return out
 
+    def count(self, record_bytes: int, what: str) -> int:
+        """The record count at the start of a file, checked against the bytes that follow (``record_bytes``: the
+        smallest record), so a corrupt count is named instead of allocating for it."""
+        (n,) = self.read("Q")
+        left = len(self.buf) - self.pos
+        if n * record_bytes > left:
+            raise DatasetError(f"COLMAP file '{self.path}': says {n} {what} but only {left} bytes follow (at least "
+                               f"{record_bytes} each; truncated or corrupt binary model?)")  # fmt: skip
+        return n
+
     def cstring(self) -> str:
         end = self.buf.find(b"\x00", self.pos)
         if end < 0:
@@ -281,7 +291,7 @@ class _Reader:
 
 def read_cameras_binary(path) -> dict[int, ColmapCamera]:
     r = _Reader(Path(path))
-    (n,) = r.read("Q")
+    n = r.count(struct.calcsize("<iiQQ"), "cameras")
     cams = {}
     for _ in range(n):
         cam_id, model_id, w, h = r.read("iiQQ")
@@ -295,7 +305,7 @@ def read_cameras_binary(path) -> dict[int, ColmapCamera]:
 
 def read_images_binary(path) -> dict[int, ColmapImage]:
     r = _Reader(Path(path))
-    (n,) = r.read("Q")
+    n = r.count(struct.calcsize("<idddddddi") + 1 + 8, "images")
     images = {}
     for _ in range(n):
         vals = r.read("idddddddi")
@@ -311,7 +321,7 @@ def read_images_binary(path) -> dict[int, ColmapImage]:
 def read_points3d_binary(path):
     """-> (point_ids [P], xyz [P, 3], rgb [P, 3] uint8, errors [P], tracks list of [L, 2])."""
     r = _Reader(Path(path))
-    (n,) = r.read("Q")
+    n = r.count(struct.calcsize("<QdddBBBd") + 8, "points")
     ids = np.empty(n, np.int64)
     xyz = np.empty((n, 3), np.float64)
     rgb = np.empty((n, 3), np.uint8)

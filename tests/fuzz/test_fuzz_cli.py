@@ -84,11 +84,11 @@ def _scene_train(cmd: str) -> list[Case]:
     def cut_file(name, keep):
         return lambda s: (s / name).write_bytes((s / name).read_bytes()[:keep])
 
-    def cam_bytes(offset, data):
+    def cam_bytes(offset, data, name="cameras.bin"):
         def edit(s):
-            b = bytearray((s / "cameras.bin").read_bytes())
+            b = bytearray((s / name).read_bytes())
             b[offset:offset + len(data)] = data
-            (s / "cameras.bin").write_bytes(bytes(b))
+            (s / name).write_bytes(bytes(b))
 
         return edit
 
@@ -105,6 +105,8 @@ def _scene_train(cmd: str) -> list[Case]:
              lambda d, out: ["camera 1", "finite"], run),
         Case(f"{cmd} train", "COLMAP huge camera count", colmap(cam_bytes(0, struct.pack("<Q", 2**40))),
              lambda d, out: ["cameras.bin"], run),
+        Case(f"{cmd} train", "COLMAP huge point count", colmap(cam_bytes(0, struct.pack("<Q", 2**56), "points3D.bin")),
+             lambda d, out: ["points3D.bin", f"says {2**56} points"], run),
         Case(f"{cmd} train", "--steps 0", lambda d, out: [cmd, "train", d / "blender", "--out", out / "run", "--steps", "0"],
              lambda d, out: ["--steps"], run, kind="usage"),
         Case(f"{cmd} train", "--downscale nan", lambda d, out: [cmd, "train", d / "blender", "--out", out / "run",
