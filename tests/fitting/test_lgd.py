@@ -62,8 +62,9 @@ def test_lgd_beats_gradient_descent_and_adam_at_four_steps(anny_model, one_threa
         with torch.no_grad():
             return pa_mpjpe(anny_model(params).keypoints["coco17"], gt).mean() * 1000
 
-    lgd = smplify(anny_model, syn.keypoints2d, syn.K, prior="simple", optimizer="lgd")
-    adam = smplify(anny_model, syn.keypoints2d, syn.K, prior="simple", body_iters=4)
+    # (no hypothesis retries: four updates each, nothing more)
+    lgd = smplify(anny_model, syn.keypoints2d, syn.K, prior="simple", optimizer="lgd", retry_hypotheses=())
+    adam = smplify(anny_model, syn.keypoints2d, syn.K, prior="simple", body_iters=4, retry_hypotheses=())
     pb, rigid, g0 = _problem(anny_model, syn, SMPLifyConfig(threads=None))
     gd = min(err(gradient_descent(pb, rigid, g0, 4, lr).params(pb, rigid.R_body)) for lr in (1e-4, 1e-3, 1e-2, 3e-2))
     e_lgd, e_adam = err(lgd.params), err(adam.params)
