@@ -51,9 +51,11 @@ def true_c2w(split: str = "train") -> dict[str, np.ndarray]:
     return {Path(f["file_path"]).name: np.asarray(f["transform_matrix"], np.float64) @ GL for f in meta["frames"]}
 
 
-def _stats(x) -> dict:
+def _stats(x, higher_is_better: bool = False) -> dict:
+    """mean / median / worst (the largest error, or the lowest score when ``higher_is_better``)."""
     x = np.asarray(x, np.float64)
-    return {"mean": float(x.mean()), "median": float(np.median(x)), "worst": float(x.max())}
+    return {"mean": float(x.mean()), "median": float(np.median(x)),
+            "worst": float(x.min() if higher_is_better else x.max())}  # fmt: skip
 
 
 def evaluate_scene(scene: Path) -> dict:
@@ -140,7 +142,7 @@ def cmd_splat(a) -> None:
         tr.train(progress=False)
         train_s = time.perf_counter() - t0
         vals = [float(psnr(tr.render(cams[[v]])[0].cpu(), val.images[v])) for v in views]
-        rows[name] = {"psnr": _stats(vals), "train_s": train_s, "n_train": len(tr.train_split),
+        rows[name] = {"psnr": _stats(vals, higher_is_better=True), "psnr_per_view": vals, "train_s": train_s, "n_train": len(tr.train_split),
                       "gaussians": len(tr.gaussians), "train_res": tr.train_split.width}  # fmt: skip
         print(name, json.dumps(rows[name]))
     out = {"scene_size": size, "res": a.res, "steps": a.steps, "val_views": len(views), **rows}
