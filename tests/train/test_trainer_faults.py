@@ -1,4 +1,4 @@
-"""``kill -9`` at random points of every trainer's training, then resume: the checkpoint always loads and the step
+"""``kill -9`` at random points of every trainer's training (NeRF, splat, DVR, implicit fit, DeepSDF, pose2d, LGD), then resume: the checkpoint always loads and the step
 never goes back by more than the checkpoint interval. One helper (:func:`kill_and_resume`) for all trainers; each
 runs a tiny configuration for a few steps with a small ``checkpoint_every``.
 
@@ -159,3 +159,18 @@ def test_lgd(tmp_path, one_thread, monkeypatch, anny_model):
     monkeypatch.setattr(synthetic, "mocap_anny_poses", poses)
     kill_and_resume(lambda n: LGDTrainer(tmp_path / "run", config=preset("tiny"), overrides=_run(
         2, **{"optim.batch_size": 2, "data.pool": 64, "run.max_steps": n})), rounds=2, ce=2)  # fmt: skip
+
+
+def test_dvr(scene, tmp_path, one_thread):
+    from human3d.dvr.trainer import DVRTrainer, preset
+
+    kill_and_resume(lambda n: DVRTrainer(tmp_path / "run", scene, config=preset("tiny"), overrides=_run(
+        **{"optim.num_rays": 64, "field.n_levels": 2, "field.log2_table_size": 10, "march.n_steps": 16,
+           "run.max_steps": n})))  # fmt: skip
+
+
+def test_deepsdf_shape_space(tmp_path, one_thread):
+    from human3d.implicit.shapes import ShapeSpaceTrainer, shape_preset
+
+    kill_and_resume(lambda n: ShapeSpaceTrainer(tmp_path / "run", config=shape_preset("tiny"), overrides=_run(
+        **{"n_shapes": 2, "n_samples": 1024, "shapes_per_batch": 2, "points_per_shape": 128, "run.max_steps": n})))
