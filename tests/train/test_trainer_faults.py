@@ -1,6 +1,7 @@
-"""``kill -9`` at random points of every trainer's training (NeRF, splat, DVR, implicit fit, DeepSDF, pose2d, LGD), then resume: the checkpoint always loads and the step
-never goes back by more than the checkpoint interval. One helper (:func:`kill_and_resume`) for all trainers; each
-runs a tiny configuration for a few steps with a small ``checkpoint_every``.
+"""``kill -9`` at random points of every trainer's training (NeRF, splat, DVR, implicit fit, DeepSDF, pose2d, LGD),
+then resume: the checkpoint always loads and the step never goes back by more than the checkpoint interval. One
+helper (:func:`kill_and_resume`) for all trainers; each runs a tiny configuration for a few steps with a small
+``checkpoint_every``.
 
 The trainer runs in a forked child that reports every finished step through a pipe; the parent sends SIGKILL as
 soon as the child reports a randomly drawn step (so the kill lands anywhere in the next step, its checkpoint
