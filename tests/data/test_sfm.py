@@ -194,6 +194,7 @@ def _noise_images(folder, n, sizes=None):
         ("noise", "of 5 images registered"),
         ("out_not_empty", "not empty"),
         ("camera_model", "--camera-model: expected one of"),
+        ("cameras", "2 different cameras"),
     ],
 )
 def test_bad_inputs_one_line_exit_2_no_scene(tmp_path, case, expect):
@@ -213,6 +214,14 @@ def test_bad_inputs_one_line_exit_2_no_scene(tmp_path, case, expect):
         _noise_images(src, 5)
     elif case == "camera_model":
         _noise_images(src, 3)
+    elif case == "cameras":  # same size, EXIF says two camera models
+        from PIL import Image
+
+        src.mkdir()
+        for i, model in enumerate(["PhoneA", "PhoneA", "PhoneB"]):
+            exif = Image.Exif()
+            exif[271], exif[272] = "Maker", model
+            Image.fromarray(np.full((48, 64, 3), 40 * i, np.uint8)).save(src / f"p{i}.jpg", exif=exif)
     else:
         _noise_images(src, 3)
         out.mkdir()
