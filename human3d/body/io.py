@@ -146,6 +146,9 @@ def load_params(path, model=None) -> BodyParams:
     params: dict[str, torch.Tensor] = {}
     batch = None
     for name, value in raw.items():
+        if np.iscomplexobj(value):
+            raise DatasetError(f"{path}: parameter '{name}' holds complex numbers ({np.asarray(value).dtype}); expected "
+                               "real numbers")  # fmt: skip
         try:
             arr = np.asarray(value, dtype=np.float32)
         except (TypeError, ValueError) as exc:
