@@ -200,3 +200,41 @@ def test_ply_point_clouds():
                 assert np.isfinite(pts).all() and pts.ndim == 2 and pts.shape[1] == 3 and len(pts) > 0
 
     run()
+
+
+def test_body_parameter_npz_tensors(fz, anny_model):
+    """Tensors of any dtype, shape and value (NaN, Infinity, huge) in a save_params ``.npz``."""
+    from hypothesis.extra import numpy as hnp
+
+    from human3d.body.io import _META_KEY, load_params
+
+    base = json.loads((fz / "params.json").read_text())
+    meta = {k: v for k, v in base.items() if k != "params"}
+    names = sorted(base["params"]) + ["not_a_parameter"]
+    dtypes = st.sampled_from([np.float32, np.float64, np.int64, np.uint8, np.bool_, np.complex64, "U3"])
+    tensor = dtypes.flatmap(lambda dt: hnp.arrays(dt, hnp.array_shapes(min_dims=0, max_dims=3, max_side=4)))
+
+    @FUZZ
+    @given(name=st.sampled_from(names), value=tensor, keep_others=st.booleans())
+    def run(name, value, keep_others):
+        arrays = {k: np.asarray(v, np.float32) for k, v in base["params"].items()} if keep_others else {}
+        arrays[name] = value
+        with tempfile.TemporaryDirectory() as t:
+            path = Path(t) / "p.npz"
+            np.savez(path, **{_META_KEY: np.array(json.dumps(meta))}, **arrays)
+            out = _expect_input_error(lambda: load_params(path, model=anny_model), "p.npz")
+            if out is not None:
+                assert all(bool(v.isfinite().all()) for v in out.params.values())
+
+    run()
+
+
+def test_complex_parameters_are_refused(fz, anny_model, tmp_path):
+    from human3d.body.io import _META_KEY, load_params
+
+    base = json.loads((fz / "params.json").read_text())
+    meta = {k: v for k, v in base.items() if k != "params"}
+    np.savez(tmp_path / "p.npz", **{_META_KEY: np.array(json.dumps(meta))}, 
+             body_pose=np.asarray(base["params"]["body_pose"], np.complex64) + 1j)
+    with pytest.raises(Human3DError, match=r"p\.npz: parameter 'body_pose' holds complex numbers \(complex64\)"):
+        load_params(tmp_path / "p.npz", model=anny_model)
