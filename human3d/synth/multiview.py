@@ -2,7 +2,8 @@
 
 :func:`render_multiview` writes ``OUT/transforms_train.json`` + ``OUT/train/r_<i>.png`` (and the same for
 ``test``): RGBA PNGs whose alpha is the exact coverage mask, cameras as OpenGL camera-to-world matrices with
-``camera_angle_x`` (the format :func:`human3d.data.scenes.load_blender_scene` reads), plus ``OUT/mesh.obj``, the
+``camera_angle_x`` (the format :func:`human3d.data.scenes.load_blender_scene` reads), depth maps
+``OUT/depth/<split>/r_<i>.npy`` (camera z, 0 where empty), plus ``OUT/mesh.obj``, the
 ground-truth surface in the dataset's world frame, and ``OUT/multiview.json`` (how the set was made). NeRF, DVR
 and splatting can then be checked against a known surface.
 
@@ -93,10 +94,11 @@ def multiview_cameras(n: int, size: int, fov_x: float, distance: float, offset: 
 
 
 def render_views(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, cfg: MultiviewConfig,
-                 vertex_colors: torch.Tensor | None = None, batch: int = 8) -> torch.Tensor:  # fmt: skip
-    """RGBA images [N, H, W, 4] in [0, 1] (straight alpha = coverage) of one mesh (vertices [V, 3], faces [F, 3])."""
+                 vertex_colors: torch.Tensor | None = None, batch: int = 8) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """RGBA images [N, H, W, 4] in [0, 1] (straight alpha = coverage) and depth maps [N, H, W] (camera z, 0 where
+    empty) of one mesh (vertices [V, 3], faces [F, 3])."""
     light = torch.nn.functional.normalize(torch.tensor(cfg.light_dir, dtype=torch.float32), dim=0)
-    out = []
+    out, depth = [], []
     for s in range(0, len(cameras), batch):  # a few views at a time (memory), not a loop over pixels
         cams = cameras[s : s + batch]
         frag = rasterize_mesh(vertices[None], faces, cams, cull_backfaces=False)
@@ -108,7 +110,8 @@ def render_views(vertices: torch.Tensor, faces: torch.Tensor, cameras: Cameras, 
             ndotl = (n * light).sum(-1, keepdim=True).clamp_min(0)
             rgb = torch.tensor(cfg.color) * (cfg.ambient + (1.0 - cfg.ambient) * ndotl)
         out.append(torch.cat([rgb.clamp(0, 1) * mask, mask], -1))
-    return torch.cat(out)
+        depth.append(frag.depth.detach())
+    return torch.cat(out), torch.cat(depth)
 
 
 def load_mesh_file(path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -179,12 +182,15 @@ def render_multiview(vertices, faces, out, cfg: MultiviewConfig | None = None, v
     out.mkdir(parents=True, exist_ok=True)
     for split, n, offset in (("train", cfg.n_train, 0.5), ("test", cfg.n_test, 0.25)):
         cams = multiview_cameras(n, cfg.size, cfg.fov_x, cfg.distance, offset)
-        images = render_views(v, f, cams, cfg, cols)
+        images, depth = render_views(v, f, cams, cfg, cols)
         c2w_gl = opengl_to_opencv(cams.camera_to_world)  # the map is an involution
         frames = []
         (out / split).mkdir(exist_ok=True)
+        (out / "depth" / split).mkdir(parents=True, exist_ok=True)
         for i in range(n):
             _write_png_rgba(out / split / f"r_{i}.png", images[i])
+            with atomic_path(out / "depth" / split / f"r_{i}.npy", suffix=".npy") as tmp:
+                np.save(tmp, depth[i].numpy().astype(np.float32))
             frames.append({"file_path": f"./{split}/r_{i}", "transform_matrix": c2w_gl[i].tolist()})
             if progress is not None:
                 progress(1)

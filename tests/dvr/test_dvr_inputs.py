@@ -92,3 +92,20 @@ def test_nan_cameras_are_refused(sphere_scene, tmp_path):
     with pytest.raises(DatasetError, match=r"transforms_train\.json.*(camera_angle_x|focal length).*(finite|nan)"):
         DVRTrainer(tmp_path / "run2", root, config=preset("tiny"))
     assert torch.isfinite(torch.tensor(0.0))
+
+
+def test_depth_maps_match_the_closed_form_sphere_depth_and_feed_the_depth_loss(sphere_scene, tmp_path, one_thread):
+    from human3d.dvr.data import split_depths
+
+    s = load_scene(sphere_scene, "train")
+    dm = split_depths(s, sphere_scene)  # [N, H, W] camera z
+    o, d = s.rays()
+    b = -(o * d).sum(-1)
+    disc = b * b - ((o * o).sum(-1) - 1.0)
+    z = (b - disc.clamp_min(0).sqrt()) * (d * s.cameras.camera_to_world[:, None, None, :3, 2]).sum(-1)
+    inner = (dm > 0) & (disc > 0.05)  # away from the rim, where the inscribed icosphere's facets are seen obliquely
+    assert inner.sum() > 1000 and (dm - z)[inner].abs().max() < 0.01
+    tr = DVRTrainer(tmp_path / "run", sphere_scene, config=preset("tiny", **{"loss.depth": 1.0, "run.max_steps": 2}))
+    tr.before_train()
+    info = tr.train_step()
+    assert info["depth"] > 0 and np.isfinite(info["loss"])
