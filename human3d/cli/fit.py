@@ -91,6 +91,25 @@ def fit(
     loss.png and summary.json to --out. The people of --chunk images at a time are optimised together in one
     batch. Exit codes: 0 done; 2 bad input, or no person could be fitted (one line per skipped image says why);
     130 interrupted (finished images kept, rerun with --resume)."""
+
+    import signal
+    import threading
+
+    def _term(signum, frame):  # SIGTERM like Ctrl-C (exit 130) from the start, not only while fit_images runs
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _term) if main else None
+    try:
+        _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, iters, camera_iters, out, mask,
+             overlays, quiet, init, retries, device, chunk, resume)  # fmt: skip
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, iters, camera_iters, out, mask,
+         overlays, quiet, init, retries, device, chunk, resume) -> None:  # fmt: skip
     from human3d.cli.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_output_dir, say
     from human3d.fitting.config import SMPLifyConfig
     from human3d.fitting.pipeline import FitInterrupted, fit_images
