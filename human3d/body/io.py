@@ -146,7 +146,7 @@ def load_params(path, model=None) -> BodyParams:
     params: dict[str, torch.Tensor] = {}
     batch = None
     for name, value in raw.items():
-        if np.iscomplexobj(value):
+        if isinstance(value, np.ndarray) and np.iscomplexobj(value):  # (JSON holds no complex numbers)
             raise DatasetError(f"{path}: parameter '{name}' holds complex numbers ({np.asarray(value).dtype}); expected "
                                "real numbers")  # fmt: skip
         try:
