@@ -187,7 +187,9 @@ def complete(
     camera: Optional[str] = typer.Option(None, "--camera", help="Camera centre 'x,y,z' (same frame as PARTIAL): "
                                          "adds the free-space term along the view rays."),
     steps: int = typer.Option(400, "--steps", min=1, help="Adam steps on the code."),
-    prior_weight: float = typer.Option(1e-3, "--prior-weight", min=0.0, help="Weight of the prior's energy (nats)."),
+    prior_weight: Optional[float] = typer.Option(None, "--prior-weight", min=0.0, help="Weight of the prior's "
+                                                 "energy (nats); default 1e-4 (gaussian), 1e-5 (flow), chosen on "
+                                                 "validation bodies."),
     resolution: int = typer.Option(128, "--resolution", min=2, help="MISE resolution (32 times a power of two)."),
 ) -> None:
     """Complete a shape from a partial point cloud by optimising its code (surface points f = 0, free space f >= 0
@@ -196,7 +198,7 @@ def complete(
     import torch
 
     from human3d.errors import InvalidInputError
-    from human3d.implicit.completion import CompletionConfig, complete_code
+    from human3d.implicit.completion import DEFAULT_PRIOR_WEIGHTS, CompletionConfig, complete_code
     from human3d.implicit.io import write_mesh
 
     check_output_file(out, suffixes=(".obj", ".ply", ".off", ".stl", ".glb"))
@@ -216,8 +218,9 @@ def complete(
     pu = pts if frame is None else frame.to_unit(pts)
     ou = None if origin is None else (origin if frame is None else frame.to_unit(origin[None])[0])
     p = None if prior == "none" else trainer.code_prior(prior)
+    w = DEFAULT_PRIOR_WEIGHTS.get(prior, 0.0) if prior_weight is None else prior_weight
     z = complete_code(trainer.decoder, torch.as_tensor(pu, dtype=torch.float32), None if ou is None else torch.as_tensor(ou),
-                      p, CompletionConfig(steps=steps, prior_weight=prior_weight), z0=trainer.codes.mean(0))  # fmt: skip
+                      p, CompletionConfig(steps=steps, prior_weight=w), z0=trainer.codes.mean(0))  # fmt: skip
     m = trainer.extract(z, resolution)
     write_mesh(out, m.vertices, m.faces, m.normals)
     say(f"wrote {out} ({len(m.vertices)} vertices; {len(pts)} observed points, prior {prior})")

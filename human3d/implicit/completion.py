@@ -23,8 +23,13 @@ import torch
 
 from human3d.errors import InvalidInputError
 
-__all__ = ["DepthView", "depth_view", "CompletionConfig", "free_space_points", "complete_code", "chamfer_to_mesh",
+__all__ = ["DEFAULT_PRIOR_WEIGHTS", "DepthView", "depth_view", "CompletionConfig", "free_space_points", "complete_code", "chamfer_to_mesh",
            "check_partial_points"]  # fmt: skip
+
+
+#: Prior weights chosen on validation bodies by ``tools/bench/implicit.py --shapes`` (256-body Anny run, latent 32):
+#: the Gaussian's energy is smoother than the flow's, which wants a 10x smaller weight.
+DEFAULT_PRIOR_WEIGHTS = {"gaussian": 1e-4, "flow": 1e-5}
 
 
 @dataclass
@@ -80,8 +85,8 @@ class CompletionConfig:
     """Adam steps."""
     lr: float = 1e-2
     """Adam learning rate of the code (x 0.3 for the last quarter)."""
-    prior_weight: float = 1e-3
-    """Weight of the prior's energy (nats)."""
+    prior_weight: float = 1e-4
+    """Weight of the prior's energy (nats); :data:`DEFAULT_PRIOR_WEIGHTS` per prior kind."""
     free_weight: float = 1.0
     """Weight of the free-space term (0: surface points only)."""
     free_min: float = 0.01

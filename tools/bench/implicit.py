@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument("--shapes", type=Path, default=None, help="benchmark this DeepSDF run (Anny) instead")
     ap.add_argument("--n-test", type=int, default=8, help="held-out test bodies (--shapes)")
     ap.add_argument("--n-val", type=int, default=2, help="validation bodies for the prior weight (--shapes)")
-    ap.add_argument("--weights", type=float, nargs="+", default=[1e-4, 1e-3, 1e-2], help="prior weights tried")
+    ap.add_argument("--weights", type=float, nargs="+", default=[1e-5, 1e-4, 1e-3], help="prior weights tried")
     ap.add_argument("--steps", type=int, default=200, help="completion Adam steps (--shapes)")
     ap.add_argument("--view-size", type=int, default=96, help="depth image side in pixels (--shapes)")
     ap.add_argument("--noise", type=float, default=0.0, help="depth noise std in metres (--shapes)")
