@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import openpose_doc
+from fuzz_inputs import openpose_doc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
