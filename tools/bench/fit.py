@@ -24,6 +24,11 @@ seconds per person and which hypothesis won how often.
 
     python tools/bench/fit.py --retries --clips holdout --n 16 --seeds 0 --priors auto --json tools/bench/results/fit_retries.json
 
+``--hmr-init`` compares SMPLify with and without the HMR regressor's start (one more hypothesis) on ``--n`` rendered
+synthetic photos of the held-out clips:
+
+    python tools/bench/fit.py --hmr-init --clips holdout --n 64 --seeds 0 --priors auto --json tools/bench/results/fit_hmr_init.json
+
 ``--clips`` evaluates on other clips held out of the priors (names of the pose corpus,
 :func:`human3d.motion.mocap.list_clips`; ``holdout`` = every clip of ``human3d.motion.mocap.HOLDOUT`` in the corpus the
 priors were trained on: CMU BVH, DAZ salsa, expmap CSV, FAIR), each retargeted with its rig group's calibration as
@@ -170,6 +175,59 @@ def bench_retries(model, clip_sets: dict, prior: str, threads: int, json_path: s
                                                        "clips": list(clip_sets), "rows": out}, indent=1) + "\n")
 
 
+def bench_hmr_init(model, clip_names: list[str], n: int, seed: int, prior: str, threads: int, json_path) -> None:
+    """``--hmr-init``: SMPLify with and without the HMR regressor's start (``init``, one more hypothesis) on ``n``
+    rendered synthetic photos (:class:`~human3d.synth.generator.SynthGenerator`, 256 px, one person, poses from
+    the held-out ``clip_names``; keypoints = the rendered truth, visibility 1 -> confidence 0.3, 2 -> 1).
+    PA-MPJPE against the true 3D keypoints; CPU seconds per person include HMR's prediction."""
+    from human3d.hmr.predict import hmr_initializer
+    from human3d.synth.generator import SynthConfig, SynthGenerator
+
+    gen = SynthGenerator(model, SynthConfig(size=256, max_people=1, prior_fraction=0.0, clips=tuple(clip_names),
+                                            out_of_frame=0.0, occluders=0.0))  # fmt: skip
+    batch = gen.generate(n, seed=seed)
+    images = (batch.images * 255).round().clamp(0, 255).to(torch.uint8).numpy()  # [B, H, W, 3]
+    k2 = batch.keypoints2d["coco17"][:, 0]  # [B, 17, 3] (u, v, visibility)
+    conf = torch.where(k2[..., 2] >= 2, 1.0, torch.where(k2[..., 2] >= 1, 0.3, 0.0))
+    kp = torch.cat([k2[..., :2] * (conf[..., None] > 0), conf[..., None]], -1)
+    K, gt = batch.cameras.K, batch.keypoints3d["coco17"][:, 0]  # camera-frame fit; PA-MPJPE is frame-free
+    size = (images.shape[2], images.shape[1])
+    init_fn = hmr_initializer(model)
+
+    def hmr():
+        parts = [init_fn(images[b], kp[b : b + 1], K[b]) for b in range(n)]
+        return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+    init, _, t_hmr = timed(hmr)
+    modes = {"default, no retries": (None, dict(retry_hypotheses=())), "default (flagged retries)": (None, {}),
+             "hmr init, no retries": (init, dict(retry_hypotheses=())), "hmr init + flagged retries": (init, {}),
+             "hmr init + retries for everyone": (init, dict(retry_all=True))}  # fmt: skip
+    print(f"\n{n} rendered synthetic photos (held-out clips {', '.join(clip_names)}), prior {prior}; HMR prediction "
+          f"{t_hmr / n:.3f} CPU s / person")  # fmt: skip
+    print("\n| start | PA-MPJPE mean mm | median | worst | > 150 mm | CPU s / person | winners |")
+    print("|---|---|---|---|---|---|---|")
+    out = {}
+    for m, (ini, kw) in modes.items():
+        res, _, c = timed(lambda: smplify(model, kp, K, prior=prior, threads=threads, image_size=size, init=ini, **kw))
+        c += t_hmr if ini is not None else 0.0
+        with torch.no_grad():
+            x = pa_mpjpe(model(res.params).keypoints["coco17"], gt) * 1000
+        wins: dict[str, int] = {}
+        for h in res.hypotheses:
+            wins[h["winner"]] = wins.get(h["winner"], 0) + 1
+        share = float((x > 150).float().mean())
+        print(f"| {m} | {float(x.mean()):.1f} | {float(x.median()):.1f} | {float(x.max()):.1f} | {100 * share:.1f} % | "
+              f"{c / n:.3f} | {wins} |", flush=True)  # fmt: skip
+        out[m] = {"mean": round(float(x.mean()), 1), "median": round(float(x.median()), 1),
+                  "worst": round(float(x.max()), 1), "share_above_150mm": round(share, 4),
+                  "cpu_s_per_person": round(c / n, 3), "winners": wins, "pa_mpjpe_mm": [round(float(v), 1) for v in x]}  # fmt: skip
+    if json_path:
+        from human3d.io_utils import atomic_write_text
+
+        atomic_write_text(Path(json_path), json.dumps({"bench": "tools/bench/fit.py --hmr-init", "persons": n,
+                                                       "clips": clip_names, "seed": seed, "rows": out}, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=32, help="persons in the synthetic set (and the large batch)")
@@ -195,6 +253,8 @@ def main() -> None:
                     "3 flagged + check_weight 0.05, 4 everyone + check_weight 0.05)")
     ap.add_argument("--occlusion", action="store_true", help="--retries: mark keypoints hidden by the body "
                     "occluded (confidence 0.3), as a detector would")
+    ap.add_argument("--hmr-init", action="store_true",
+                    help="compare SMPLify with and without the HMR regressor's start on --n rendered synthetic photos")
     args = ap.parse_args()
 
     if args.model == "anny":
@@ -211,6 +271,8 @@ def main() -> None:
     seeds = [int(v) for v in args.seeds.split(",")]
     clip_names = resolve_clips(args.clips)
     fps = dict(fps=args.fps) if args.fps != 10.0 else {}
+    if args.hmr_init:
+        return bench_hmr_init(model, clip_names, args.n, seeds[0], args.priors.split(",")[0], args.threads, args.json)
     clip_sets = {c: [make_synthetic_set(model, args.n, seed=sd, clips=clip_source(c), **fps) for sd in seeds]
                  for c in clip_names}  # fmt: skip
     if args.retries:
