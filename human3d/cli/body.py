@@ -229,7 +229,7 @@ def info(
     model: ModelName = typer.Option(ModelName.anny, help="Body model family."),
     model_path: Optional[Path] = typer.Option(None, help="SMPL-family model file or folder."),
     gender: Gender = typer.Option(Gender.neutral, help="SMPL family gender."),
-    num_betas: int = typer.Option(10, help="Number of SMPL-family shape coefficients."),
+    num_betas: int = typer.Option(10, min=1, help="Number of SMPL-family shape coefficients."),
     as_json: bool = typer.Option(False, "--json", help="Print machine-readable JSON instead of a table."),
 ) -> None:
     """Show a model's sizes, parameters, joints and keypoint skeletons."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import sys
 from enum import Enum
 from pathlib import Path
@@ -119,6 +121,9 @@ def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, 
     except Human3DError as e:
         say(f"error: {e}")
         raise typer.Exit(code=EXIT_BAD_INPUT) from None
+    if focal is not None and not (math.isfinite(focal) and focal > 0):
+        say(f"error: --focal: expected a positive focal length in pixels, got {focal}")
+        raise typer.Exit(code=EXIT_BAD_INPUT)
     changes = {"optimizer": optimizer.value}
     if iters is not None:
         changes["body_iters"] = iters

@@ -14,6 +14,7 @@ Output layout (all files written atomically)::
                                           the prior / shape weights' schedules
     OUT/<image stem>/overlay.png          all fitted people over the photo (mesh + input/model keypoints)
     OUT/<image stem>/person_<i>.npz|.json parameters (smplx names; Anny: phenotypes), see human3d.body.io
+    OUT/<image stem>/person_<i>.pkl       SMPL family: the bare smplx-named arrays smplx loads directly
     OUT/<image stem>/person_<i>.obj       mesh in the camera frame (OpenCV axes: x right, y down, z forward)
     OUT/<image stem>/person_<i>_overlay.png  that person alone over the photo
 
@@ -357,6 +358,7 @@ def _write_outputs(records, owners, res, body, out_dir, overlays, progress, log)
     params_cpu = {k: v.cpu() for k, v in res.params.items()}
     faces = out.faces
     per_image: dict[int, list[int]] = {}
+    smplx_layout = getattr(body, "family", "anny") != "anny"
     for b, (ri, person) in enumerate(owners):
         rec = records[ri]
         diag = res.person(b)
@@ -372,6 +374,8 @@ def _write_outputs(records, owners, res, body, out_dir, overlays, progress, log)
             files = {"params_npz": save_params(folder / f"{stem}.npz", one, body),
                      "params_json": save_params(folder / f"{stem}.json", one, body),
                      "mesh": export_mesh(folder / f"{stem}.obj", out.vertices[b], faces)}  # fmt: skip
+            if smplx_layout:  # SMPL family: also the bare arrays smplx loads (pickle.load -> model(**params))
+                files["params_smplx"] = save_params(folder / f"{stem}.pkl", one, body, layout="smplx")
             entry["files"] = {k: str(v.relative_to(out_dir)) for k, v in files.items()}
         except (Human3DError, OSError, ValueError) as e:
             entry["output_error"] = f"{type(e).__name__}: {e}"

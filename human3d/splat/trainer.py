@@ -62,6 +62,7 @@ class SplatTrainer(SceneTrainer, kind="splat", config_class=SplatConfig, default
 
             importlib.import_module("human3d.splat.rasterize").set_compile(True)
         self._levels: dict = {}
+        self._check_ssim_sizes()
         self.extent = scene_extent(self.train_split.cameras)
         self._last_width = self.train_split.width
         self.vstep = 0.0
@@ -70,6 +71,22 @@ class SplatTrainer(SceneTrainer, kind="splat", config_class=SplatConfig, default
         k = (self.config.sh_degree + 1) ** 2 - 1
         z = torch.zeros
         self._set_gaussians(Gaussians(z(1, 3), z(1, 3), torch.tensor([[1.0, 0, 0, 0]]), z(1), z(1, 1, 3), z(1, k, 3)))
+
+    def _check_ssim_sizes(self) -> None:
+        """The SSIM term needs images of at least 11 px (its window) at every level of the coarse-to-fine schedule."""
+        o, s = self.config.optim, self.train_split
+        if o.ssim_lambda <= 0:
+            return
+        for _, factor in o.resolution_schedule:
+            w, h = max(1, round(s.width / float(factor))), max(1, round(s.height / float(factor)))
+            if min(w, h) < 11:
+                raise DatasetError(
+                    f"{self.data}: training images of {s.width}x{s.height} px are {w}x{h} at the schedule's factor "
+                    f"{float(factor):g}, below the SSIM loss's 11 px window; use larger images (a smaller "
+                    f"--downscale), --set optim.resolution_schedule=() or --set optim.ssim_lambda=0")
+        if min(s.width, s.height) < 11:
+            raise DatasetError(f"{self.data}: training images of {s.width}x{s.height} px are below the SSIM loss's "
+                               f"11 px window; use larger images or --set optim.ssim_lambda=0")
 
     def on_fresh_start(self) -> None:
         self._set_gaussians(self._init_gaussians())

@@ -156,12 +156,12 @@ def _fit_cases() -> list[Case]:
              lambda d, out: ["photo", "25 keypoint(s) with confidence up to 1 lie outside the 64x48 image"], res,
              kind="skipped"),
         Case("fit", "missing image", fit(lambda d: d / "nope.jpg"), lambda d, out: ["nope.jpg", "does not exist"], res,),
-        Case("fit", "--focal negative", fit(f("photo.jpg"), "--focal", "-5"), lambda d, out: ["--focal"], res,
-             xfail="fit --focal -5 is refused by the fitter as 'camera: focal lengths K[0,0], K[1,1] must be positive', "
-                   "not naming --focal (human3d/cli/fit.py)"),
-        Case("fit", "--focal NaN", fit(f("photo.jpg"), "--focal", "nan"), lambda d, out: ["--focal"], res,
-             xfail="fit --focal nan is refused by the fitter as 'camera: contains 2 NaN/inf value(s)', not naming "
-                   "--focal (human3d/cli/fit.py)"),
+        Case("fit", "--focal negative", fit(f("photo.jpg"), "--focal", "-5"), lambda d, out: ["--focal", "-5"], res),
+        Case("fit", "--focal NaN", fit(f("photo.jpg"), "--focal", "nan"), lambda d, out: ["--focal", "nan"], res),
+        Case("fit", "--out is a file", lambda d, out: ["fit", d / "photo.jpg", "-q", "--out", d / "a_file"],
+             lambda d, out: ["a_file"], lambda d, out: []),
+        Case("fit", "--out under a file", lambda d, out: ["fit", d / "photo.jpg", "-q", "--out", d / "a_file" / "sub"],
+             lambda d, out: ["a_file"], lambda d, out: []),
         Case("fit", "--iters -1", fit(f("photo.jpg"), "--iters", "-1"), lambda d, out: ["--iters"], res, kind="usage"),
     ]
 
@@ -277,8 +277,6 @@ SPLAT_SMALL = Case(
     "splat train", "images too small for SSIM at the coarse resolution",
     lambda d, out: ["splat", "train", d / "blender", "--out", out / "run", *TRAIN], lambda d, out: ["blender", "16x16"],
     lambda d, out: [out / "run"],
-    xfail="splat's coarse-to-fine schedule trains 16 px images at 4x4 and the SSIM loss says 'img: SSIM needs H, W "
-          ">= win_size=11, got 4x4', naming neither the dataset nor its image size (human3d/splat/trainer.py)",
 )  # fmt: skip
 
 CASES = ([SPLAT_SMALL] + _scene_train("nerf") + _scene_train("splat") + _scene_train("dvr") + _fit_cases() + _other_cases()
