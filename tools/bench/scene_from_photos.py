@@ -159,7 +159,7 @@ def cmd_report(a) -> None:
         lines += [f"{r['size']} px, {r['n_images']} images, {r['matcher']} matcher, {r['threads']} thread(s):",
                   f"  registered {r['registered']}/{r['n_images']} ({100 * r['registration_rate']:.0f} %), models {r['models']}, "
                   f"{r['points']} points, mean reprojection error {r['mean_reprojection_error_px']:.3f} px",
-                  f"  centre error (% of scene radius {r['scene_radius']:.2f}): mean {c['mean']:.3f}, median {c['median']:.3f}, worst {c['worst']:.3f}",
+                  f"  centre error (% of the registered true centres' radius {r['scene_radius']:.2f}): mean {c['mean']:.3f}, median {c['median']:.3f}, worst {c['worst']:.3f}",
                   f"  rotation error (deg): mean {o['mean']:.3f}, median {o['median']:.3f}, worst {o['worst']:.3f}",
                   f"  focal at 400 px: {r['fl_x_400']:.1f} (true {r['true_fl_x_400']:.1f})",
                   f"  stage times (s, contended 2-core machine): {tm}", ""]  # fmt: skip
