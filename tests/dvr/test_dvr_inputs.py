@@ -10,7 +10,6 @@ import shutil
 import cv2
 import numpy as np
 import pytest
-import torch
 
 from human3d.data.scenes import load_scene
 from human3d.dvr.config import preset
@@ -91,7 +90,6 @@ def test_nan_cameras_are_refused(sphere_scene, tmp_path):
     tf.write_text(json.dumps(meta))
     with pytest.raises(DatasetError, match=r"transforms_train\.json.*(camera_angle_x|focal length).*(finite|nan)"):
         DVRTrainer(tmp_path / "run2", root, config=preset("tiny"))
-    assert torch.isfinite(torch.tensor(0.0))
 
 
 def test_depth_maps_match_the_closed_form_sphere_depth_and_feed_the_depth_loss(sphere_scene, tmp_path, one_thread):
