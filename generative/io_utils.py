@@ -12,6 +12,15 @@ from pathlib import Path
 from typing import Iterator
 
 
+def _default_file_mode() -> int:
+    umask = os.umask(0o022)  # read the process umask (there is no getter) and put it back
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _default_file_mode()
+
+
 @contextlib.contextmanager
 def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is renamed to ``path`` (atomic on POSIX).
@@ -26,6 +35,7 @@ def atomic_path(path, suffix: str | None = None) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, _FILE_MODE)  # mkstemp makes 0600; give the mode open() would (0666 minus the umask)
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
