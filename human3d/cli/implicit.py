@@ -65,7 +65,9 @@ def mesh(
                                    "times a power of two)."),
     dense: bool = typer.Option(False, "--dense", help="Evaluate every grid vertex instead of MISE."),
     shape: Optional[int] = typer.Option(None, "--shape", min=0, help="Shape-space (train-shapes) runs: the training "
-                                        "shape to extract (default: the mean code's shape)."),
+                                        "shape to extract (default: the mean code's shape; OccNet runs: the shape "
+                                        "completed from the training shape's first view, by default the mean "
+                                        "code of those views)."),
 ) -> None:
     """Extract the zero level set as a mesh in the input's units (normals from the field's gradient)."""
     from human3d.errors import InvalidInputError
@@ -73,7 +75,12 @@ def mesh(
 
     check_output_file(out, suffixes=(".obj", ".ply", ".off", ".stl", ".glb"))
     method = "dense" if dense else "mise"
-    if _run_kind(run) == "DeepSDF":
+    kind = _run_kind(run)
+    if kind == "OccNet":
+        from human3d.implicit.occnet_shapes import open_occnet_run
+
+        m = open_occnet_run(run).shape_mesh(shape, resolution, method)
+    elif kind == "DeepSDF":
         t = _open_shape_run(run)
         m = t.extract(t.codes.mean(0), resolution, method) if shape is None else t.shape_mesh(shape, resolution, method)
     elif shape is not None:
@@ -125,6 +132,9 @@ def train_shapes(
                                           "own unit sphere); omit for --family anny."),
     family: Optional[str] = typer.Option(None, "--family", help="anny (bodies generated on the fly) or meshes "
                                          "(DATA); default: meshes when DATA is given, else anny."),
+    method: Optional[str] = typer.Option(None, "--method", help="deepsdf (auto-decoder + code priors; completion "
+                                         "optimises a code) or occnet (a point-cloud encoder + occupancy decoder; "
+                                         "completion is one forward pass); default deepsdf, or the existing run's."),
     n_shapes: Optional[int] = typer.Option(None, "--n-shapes", min=1, help="Anny bodies to generate (n_shapes)."),
     poses: Optional[str] = typer.Option(None, "--poses", help="Anny poses: prior (the shipped mocap-trained pose flow) or rest."),
     preset_name: Optional[str] = typer.Option(None, "--preset", help="Config preset: fast (64 bodies, minutes on a "
@@ -139,11 +149,16 @@ def train_shapes(
     set_: list[str] = SET,
     progress: bool = PROGRESS,
 ) -> None:
-    """Learn a shape space: a DeepSDF auto-decoder (one code per shape, N(0, sigma^2) code regularisation, clamped
-    L1) over Anny bodies or a mesh folder; at the end, the code priors (Gaussian, RealNVP flow) and mean.obj.
-    Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
+    """Learn a shape space over Anny bodies or a mesh folder: a DeepSDF auto-decoder (one code per shape, N(0,
+    sigma^2) code regularisation, clamped L1; at the end the code priors (Gaussian, RealNVP flow) and mean.obj) or,
+    with --method occnet, an occupancy network conditioned on one-view point clouds (ResNet-PointNet encoder, BCE;
+    at the end example.obj). Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
     from human3d.errors import InvalidInputError
+    from human3d.implicit.occnet_shapes import OccNetShapeTrainer, occnet_preset
     from human3d.implicit.shapes import ShapeSpaceTrainer
+
+    if method is not None and method not in ("deepsdf", "occnet"):
+        raise InvalidInputError(f"--method: expected deepsdf or occnet, got {method!r}")
 
     over = train_overrides(set_, steps, minutes, None, device, seed, threads)
     fam = family or ("meshes" if data is not None else "anny")
@@ -156,10 +171,17 @@ def train_shapes(
     for k, v in (("n_shapes", n_shapes), ("poses", poses)):
         if v is not None:
             over[k] = v
-    config = shape_preset(preset_name) if preset_name is not None else None
     default = Path("runs") / (f"shapes-{Path(data).name}" if data is not None else "shapes-anny")
     run = check_output_dir(out if out is not None else default)
-    trainer = ShapeSpaceTrainer(run, data, config=config, overrides=over)
+    kind = _run_kind(run)
+    if method is None:
+        method = "occnet" if kind == OccNetShapeTrainer.kind else "deepsdf"
+    cls, make = (OccNetShapeTrainer, occnet_preset) if method == "occnet" else (ShapeSpaceTrainer, shape_preset)
+    if kind is not None and kind != cls.kind:
+        raise InvalidInputError(f"--method: '{run}' is an existing {kind} run, not a {cls.kind} one (use another "
+                                "--out, or the run's method)")  # fmt: skip
+    config = make(preset_name) if preset_name is not None else None
+    trainer = cls(run, data, config=config, overrides=over)
     if trainer.resumed:
         say(f"resuming '{run}' at step {trainer.step}")
     last = trainer.train(progress=progress)
@@ -178,7 +200,7 @@ def _read_partial(path: Path):
 @app.command()
 @command
 def complete(
-    run: Path = typer.Argument(..., help="DeepSDF run folder written by `human3d implicit train-shapes`."),
+    run: Path = typer.Argument(..., help="DeepSDF or OccNet run folder written by `human3d implicit train-shapes`."),
     partial: Path = typer.Argument(..., help="Observed points (.ply/.xyz), e.g. one depth view back-projected: for "
                                    "an Anny run in Anny's frame (metres, root at the origin, Y up, facing +Z); for "
                                    "a mesh-folder run in the unit frame."),
@@ -192,8 +214,9 @@ def complete(
                                                  "validation bodies."),
     resolution: int = typer.Option(128, "--resolution", min=2, help="MISE resolution (32 times a power of two)."),
 ) -> None:
-    """Complete a shape from a partial point cloud by optimising its code (surface points f = 0, free space f >= 0
-    in front of them, plus the prior's energy); writes the watertight mesh in PARTIAL's frame."""
+    """Complete a shape from a partial point cloud; writes the watertight mesh in PARTIAL's frame. DeepSDF runs
+    optimise the code (surface points f = 0, free space f >= 0 in front of them, plus the prior's energy); OccNet
+    runs encode the cloud in one forward pass (--prior, --camera, --steps and --prior-weight do not apply)."""
     import numpy as np
     import torch
 
@@ -213,6 +236,13 @@ def complete(
         if origin.shape != (3,) or not np.isfinite(origin).all():
             raise InvalidInputError(f"--camera: expected three numbers 'x,y,z', got {camera!r}")
     pts = _read_partial(partial)
+    if _run_kind(run) == "OccNet":
+        from human3d.implicit.occnet_shapes import open_occnet_run
+
+        m = open_occnet_run(run).complete(pts, resolution)
+        write_mesh(out, m.vertices, m.faces, m.normals)
+        say(f"wrote {out} ({len(m.vertices)} vertices; {len(pts)} observed points, OccNet: one forward pass)")
+        return
     trainer = _open_shape_run(run)
     frame = trainer.frame
     pu = pts if frame is None else frame.to_unit(pts)

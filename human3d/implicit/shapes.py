@@ -42,8 +42,10 @@ __all__ = [
     "anny_bodies",
     "anny_shape_set",
     "mesh_dir_shape_set",
+    "ShapeFamilyConfig",
     "ShapeSpaceConfig",
     "ShapeSpaceTrainer",
+    "load_watertight",
     "SHAPE_PRESETS",
     "shape_preset",
 ]
@@ -160,6 +162,16 @@ def _mesh_files(folder) -> list[Path]:
     return files
 
 
+def load_watertight(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """A mesh of a shape folder: vertices, faces; :class:`DatasetError` naming the file unless it is watertight."""
+    v, f = load_mesh(path)
+    try:
+        check_mesh(v, f, name=f"mesh '{path.name}'")
+    except InvalidInputError as e:
+        raise DatasetError(str(e)) from None
+    return v, f
+
+
 def mesh_dir_shape_set(folder, n_samples: int, seed: int = 0, progress: bool = False) -> ShapeSet:
     """DeepSDF samples of every watertight mesh in ``folder`` (sorted by name), each in its own unit sphere."""
     from tqdm import tqdm
@@ -167,11 +179,7 @@ def mesh_dir_shape_set(folder, n_samples: int, seed: int = 0, progress: bool = F
     files = _mesh_files(folder)
     out, names = [], []
     for i, p in enumerate(tqdm(files, desc="mesh SDF samples", disable=not progress, leave=False)):
-        v, f = load_mesh(p)
-        try:
-            check_mesh(v, f, name=f"mesh '{p.name}'")
-        except InvalidInputError as e:
-            raise DatasetError(str(e)) from None
+        v, f = load_watertight(p)
         out.append(sample_sdf(v, f, n_samples, seed=int(seed) * 100_003 + i))
         names.append(p.name)
     return _stack(out, names, [s.normalization for s in out])
@@ -217,8 +225,8 @@ def _read_shape_set(path: Path, normalizations=None, names=None) -> ShapeSet:
 
 # ------------------------------------------------------------------------------------------------- the trainer
 @dataclass
-class ShapeSpaceConfig(Config):
-    """DeepSDF auto-decoder over a family of shapes (see the module docstring)."""
+class ShapeFamilyConfig(Config):
+    """The shape family a shape-space model trains on (DeepSDF here, OccNet in :mod:`~human3d.implicit.occnet_shapes`)."""
 
     family: str = "anny"
     """``"anny"`` (bodies generated on the fly) or ``"meshes"`` (the watertight meshes of the data folder)."""
@@ -228,6 +236,21 @@ class ShapeSpaceConfig(Config):
     """Anny poses: ``"prior"`` (samples of the shipped Anny pose flow, trained on the mocap corpus) or ``"rest"``."""
     child_fraction: float = 0.2
     """Share of Anny bodies with child ages."""
+
+    def validate_family(self) -> None:
+        if self.family not in ("anny", "meshes"):
+            raise InvalidInputError(f"family: expected 'anny' or 'meshes', got {self.family!r}")
+        if self.poses not in ("prior", "rest"):
+            raise InvalidInputError(f"poses: expected 'prior' or 'rest', got {self.poses!r}")
+        if not int(self.n_shapes) > 0 or not 0 <= self.child_fraction <= 1:
+            raise InvalidInputError(f"n_shapes / child_fraction: expected a positive integer and a fraction in [0, 1], "
+                                    f"got {self.n_shapes}, {self.child_fraction}")  # fmt: skip
+
+
+@dataclass
+class ShapeSpaceConfig(ShapeFamilyConfig):
+    """DeepSDF auto-decoder over a family of shapes (see the module docstring)."""
+
     n_samples: int = 16384
     """SDF samples per shape (DeepSDF mix: 94 % near the surface, 6 % uniform in the cube)."""
     latent_dim: int = 32
@@ -264,10 +287,7 @@ class ShapeSpaceConfig(Config):
     run: RunConfig = field(default_factory=lambda: RunConfig(max_steps=3000, log_every=50, checkpoint_every=500))
 
     def validate(self) -> None:
-        if self.family not in ("anny", "meshes"):
-            raise InvalidInputError(f"family: expected 'anny' or 'meshes', got {self.family!r}")
-        if self.poses not in ("prior", "rest"):
-            raise InvalidInputError(f"poses: expected 'prior' or 'rest', got {self.poses!r}")
+        self.validate_family()
         for name in ("n_shapes", "n_samples", "latent_dim", "hidden", "n_layers", "shapes_per_batch",
                      "points_per_shape", "flow_layers", "flow_hidden", "flow_steps"):  # fmt: skip
             if not int(getattr(self, name)) > 0:
