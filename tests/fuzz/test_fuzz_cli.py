@@ -258,6 +258,12 @@ def _newer_cases() -> list[Case]:
              lambda d, out: ["a_file"], none),
         Case("implicit train-shapes", "--out is a file", lambda d, out: ["implicit", "train-shapes", "--out", d / "a_file",
                                                                         *TRAIN], lambda d, out: ["a_file"], none),
+        Case("implicit train-shapes", "bad --method", lambda d, out: ["implicit", "train-shapes", "--method", "ifnet",
+                                                                     "--out", out / "r", *TRAIN],
+             lambda d, out: ["--method", "ifnet"], lambda d, out: [out / "r"]),
+        Case("implicit train-shapes", "--method occnet, missing folder", lambda d, out: [
+            "implicit", "train-shapes", out / "nowhere", "--method", "occnet", "--out", out / "r", *TRAIN],
+             lambda d, out: ["nowhere"], none),
         Case("implicit complete", "missing run", lambda d, out: ["implicit", "complete", out / "nope", d / "cloud.xyz",
                                                                 "--out", out / "c.obj"], lambda d, out: ["nope"],
              lambda d, out: [out / "c.obj"]),
