@@ -17,6 +17,14 @@ at the mean training code). It prints Chamfer-L1 (cm, 30k samples each) mean / m
 log-likelihood of codes fit to the full ground truth, and the run's training CPU minutes.
 
     .venv/bin/python tools/bench/implicit.py --shapes RUN [--n-test 8] [--n-val 2] [--picture docs/x.png]
+
+``--occnet RUN`` adds (or, without ``--shapes``, runs alone) the occupancy network's row: an OccNet run over Anny bodies
+(``human3d implicit train-shapes --method occnet ...``) completes the same held-out bodies from the same depth views
+(the held-out seed is the run's seed + 10007, as for ``--shapes``: give both runs the same seed) in one forward pass
+(encoder + MISE at ``--resolution``); it prints Chamfer-L1 (cm) mean / median / worst, the decoder at the mean code of
+the training views as the unconditioned baseline, and CPU seconds per shape (forward pass + MISE, without the metric).
+
+    .venv/bin/python tools/bench/implicit.py --shapes DEEPSDF_RUN --occnet OCCNET_RUN [--n-test 8]
 """
 
 from __future__ import annotations
@@ -149,6 +157,38 @@ def shape_bench(run: Path, n_test: int, n_val: int, weights: list[float], steps:
         _picture(picture, hv[n_val], hf, [meshes["gaussian"], meshes["flow"], mm], t)
 
 
+def occnet_bench(run: Path, n_test: int, n_val: int, view_size: int, resolution: int, noise: float) -> None:
+    """The one-view completion benchmark of an OccNet run over Anny bodies (see the module docstring)."""
+    from human3d.implicit.completion import chamfer_to_mesh, depth_view
+    from human3d.implicit.occnet_shapes import OccNetShapeTrainer
+    from human3d.implicit.shapes import anny_bodies
+
+    t = OccNetShapeTrainer.from_run(run)
+    cfg = t.config
+    if cfg.family != "anny":
+        raise SystemExit(f"--occnet: '{run}' is a {cfg.family} run; the benchmark needs an Anny run")
+    print(f"OccNet run {run}: {t.n_shapes} bodies ({cfg.poses} poses) x {cfg.views_per_shape} views, code "
+          f"{cfg.c_dim}, decoder {cfg.n_layers}x{cfg.hidden}, {t.step} steps, {t.elapsed / 60:.1f} training minutes "
+          f"({cfg.run.budget_clock} clock)", flush=True)
+    _, hv, hf = anny_bodies(n_val + n_test, seed=cfg.run.seed + 10_007, poses=cfg.poses,
+                            child_fraction=cfg.child_fraction)  # fmt: skip
+    base = t.shape_mesh(None, resolution)
+    cds, cd_base, cpu = [], [], 0.0
+    for k in range(n_val, n_val + n_test):  # the test bodies of shape_bench (after its validation bodies)
+        v = depth_view(hv[k], hf, size=view_size, yaw=30.0, elevation=10.0, noise=noise, seed=k)
+        t0 = time.process_time()
+        m = t.complete(v.points, resolution)
+        cpu += time.process_time() - t0
+        cds.append(chamfer_to_mesh(m.vertices, m.faces, hv[k], hf))
+        cd_base.append(chamfer_to_mesh(base.vertices, base.faces, hv[k], hf))
+        print(f"  body {k - n_val}: occnet {100 * cds[-1]:.2f}  mean code {100 * cd_base[-1]:.2f}", flush=True)
+    print(f"held-out bodies: {n_test}; one depth view {view_size}x{view_size} px (noise {noise * 1000:g} mm), MISE "
+          f"{resolution}^3; Chamfer-L1 in cm")
+    print(f"  {'occnet (1 pass)':20s} {_stats(cds)}")
+    print(f"  {'occnet mean code':20s} {_stats(cd_base)}")
+    print(f"  {cpu / n_test:.2f} CPU s per OccNet completion (forward pass + MISE, without the metric)")
+
+
 def _picture(path: Path, true_v, true_f, meshes, trainer) -> None:
     """One strip: the held-out body, its completions (Gaussian, flow), the mean shape, then 3 flow samples (front
     view, Lambert shading, human3d's rasterizer)."""
@@ -186,6 +226,7 @@ def _picture(path: Path, true_v, true_f, meshes, trainer) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--shapes", type=Path, default=None, help="benchmark this DeepSDF run (Anny) instead")
+    ap.add_argument("--occnet", type=Path, default=None, help="also benchmark this OccNet run (Anny)")
     ap.add_argument("--n-test", type=int, default=8, help="held-out test bodies (--shapes)")
     ap.add_argument("--n-val", type=int, default=2, help="validation bodies for the prior weight (--shapes)")
     ap.add_argument("--weights", type=float, nargs="+", default=[1e-5, 1e-4, 1e-3], help="prior weights tried")
@@ -204,6 +245,9 @@ def main() -> None:
     if args.shapes is not None:
         shape_bench(args.shapes, args.n_test, args.n_val, args.weights, args.steps, args.view_size, args.resolution,
                     args.noise, args.picture)
+    if args.occnet is not None:
+        occnet_bench(args.occnet, args.n_test, args.n_val, args.view_size, args.resolution, args.noise)
+    if args.shapes is not None or args.occnet is not None:
         return
     root = shared_data_dir() / "meshes_watertight"
     rows = []
