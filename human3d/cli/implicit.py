@@ -134,7 +134,9 @@ def train_shapes(
                                          "(DATA); default: meshes when DATA is given, else anny."),
     method: Optional[str] = typer.Option(None, "--method", help="deepsdf (auto-decoder + code priors; completion "
                                          "optimises a code) or occnet (a point-cloud encoder + occupancy decoder; "
-                                         "completion is one forward pass); default deepsdf, or the existing run's."),
+                                         "completion is one forward pass; --set keys of OccNetShapeConfig: "
+                                         "views_per_shape, view_size, n_input, c_dim, encoder_hidden, near_fraction, "
+                                         "...); default deepsdf, or the existing run's."),
     n_shapes: Optional[int] = typer.Option(None, "--n-shapes", min=1, help="Anny bodies to generate (n_shapes)."),
     poses: Optional[str] = typer.Option(None, "--poses", help="Anny poses: prior (the shipped mocap-trained pose flow) or rest."),
     preset_name: Optional[str] = typer.Option(None, "--preset", help="Config preset: fast (64 bodies, minutes on a "
