@@ -28,7 +28,7 @@ from human3d.dvr.depth import implicit_depth
 from human3d.dvr.losses import depth_l1, fd_normals, freespace_loss, normal_smoothness, occupancy_loss, rgb_l1
 from human3d.dvr.marching import march_rays, ray_box
 from human3d.dvr.model import DVRField
-from human3d.errors import DatasetError, Human3DError, InvalidInputError, ModelFileError
+from human3d.errors import DatasetError, Human3DError, InvalidInputError
 from human3d.geometry.cameras import Cameras, pixel_centers, rays_at_pixels
 from human3d.metrics import iou
 from human3d.train.scene import SceneTrainer, evaluate_views, pick_views
@@ -102,15 +102,6 @@ class DVRTrainer(SceneTrainer, kind="DVR", config_class=DVRConfig, default_confi
                               f.init_slope).to(self.device)  # fmt: skip
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=c.optim.lr, eps=c.optim.adam_eps)
         self._depths_loaded = False
-
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors, state, path) -> None:
-        try:
-            self.model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}' does not match the run's model configuration: {e}") from None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.optimizer}

@@ -212,17 +212,6 @@ class OccNetShapeTrainer(Trainer, kind="OccNet", config_class=OccNetShapeConfig,
         self.opt.step()
         return {**terms, "bce": terms["loss"]}
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors, state, path) -> None:
-        from human3d.errors import ModelFileError
-
-        try:
-            self.model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}': does not match the OccNet config ({e})") from None
-
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.opt}
 

@@ -282,13 +282,24 @@ class Trainer:
         return {}
 
     def state_tensors(self) -> dict[str, torch.Tensor]:
-        """Subclass: the model's tensors to checkpoint (weights, buffers, statistics)."""
-        raise NotImplementedError
+        """The model's tensors to checkpoint (weights, buffers, statistics). Default: ``self.model.state_dict()``
+        for trainers whose whole state is one ``nn.Module`` named ``model``; others override."""
+        model = getattr(self, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            raise NotImplementedError(f"{type(self).__name__}: implement state_tensors (no nn.Module 'model')")
+        return dict(model.state_dict())
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], state: dict, path: Path) -> None:
-        """Subclass: restore :meth:`state_tensors` (on CPU in ``tensors``) and :meth:`extra_state` (``state``);
-        called before the optimizers are restored, so it may rebuild them (e.g. for a changed Gaussian count)."""
-        raise NotImplementedError
+        """Restore :meth:`state_tensors` (on CPU in ``tensors``) and :meth:`extra_state` (``state``); called before
+        the optimizers are restored, so it may rebuild them (e.g. for a changed Gaussian count). Default: load
+        ``self.model``'s state dict, a mismatch being a :class:`ModelFileError` naming the checkpoint."""
+        model = getattr(self, "model", None)
+        if not isinstance(model, torch.nn.Module):
+            raise NotImplementedError(f"{type(self).__name__}: implement load_state_tensors (no nn.Module 'model')")
+        try:
+            model.load_state_dict(tensors)
+        except RuntimeError as e:
+            raise ModelFileError(f"checkpoint '{path}' does not match the run's model configuration: {e}") from None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Subclass: the optimizers to checkpoint, by name."""
