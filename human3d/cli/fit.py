@@ -87,7 +87,9 @@ def fit(
                               "are written before the next starts, so an interrupt (Ctrl-C, SIGTERM) keeps the "
                               "finished images; larger batches fit faster per person."),
     resume: bool = typer.Option(False, "--resume", help="Skip the images a previous run into --out completed "
-                                "(listed in its summary.json with all outputs present)."),
+                                "(listed in its summary.json with all outputs present). The run must use the same settings "
+                                "(model and file, prior, optimizer, iterations, --focal, --init, mask); else it is "
+                                "refused naming the ones that differ."),
 ) -> None:
     """Fit a body model to every person in IMAGES; write parameters (.npz/.json), meshes (.obj), overlays,
     loss.png and summary.json to --out. The people of --chunk images at a time are optimised together in one
@@ -189,7 +191,9 @@ def _hmr(model: str, model_path, gender: str, device: str):
         raise InvalidInputError(f"--init hmr: the HMR regressor is not available in this install "
                                 f"(human3d.hmr.predict: {e}); use --init default") from None  # fmt: skip
     body = load_body_model(model, model_path=model_path, gender=gender, device=select_device(device))
-    return body, hmr_initializer(body)
+    init = hmr_initializer(body)
+    init.name = "hmr"  # recorded in summary.json's settings (--resume checks it)
+    return body, init
 
 
 def _detector(quiet: bool):

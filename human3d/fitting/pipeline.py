@@ -158,9 +158,9 @@ def fit_images(
         body = load_body_model(model, model_path=model_path, gender=gender, device=resolve_device(device))
     else:
         body = model
-    if previous is not None and previous.get("model") not in (None, body.family):
-        raise InvalidInputError(f"--resume: '{out_dir / 'summary.json'}' holds a {previous['model']} fit, this run "
-                                f"fits {body.family} (use another --out, or the same model)")  # fmt: skip
+    settings = fit_settings(body, model_path, gender, prior, cfg, focal, initializer, mask)
+    if previous is not None:
+        check_resume_settings(previous, settings, out_dir / "summary.json")
     mask_path = Path(mask) if mask is not None else None
     if mask_path is not None and not mask_path.exists():
         raise DatasetError(f"mask: '{mask_path}' does not exist")
@@ -221,6 +221,7 @@ def fit_images(
 
     def summary(state: str) -> dict:
         s = _summary(records, fits, body, prior, cfg, time.perf_counter() - t0, skeleton if jobs else None, fit_time[0])
+        s["settings"] = settings
         s["state"] = state
         s["completed_images"] = [r["name"] for r in records if r["status"] == "done"]
         return s
@@ -305,6 +306,35 @@ class _Interrupts:
         if self.pending is not None and not self.depth:
             self.pending, self.fired = None, True
             raise KeyboardInterrupt
+
+
+def fit_settings(body, model_path, gender, prior, cfg: SMPLifyConfig, focal, initializer, mask) -> dict:
+    """What decides a fit's result besides its inputs, as recorded in ``summary.json["settings"]``: a resumed run
+    must match them (:func:`check_resume_settings`), so one folder never mixes fits made in different ways."""
+    return {
+        "model": body.family,
+        "model_file": str(Path(model_path).resolve()) if model_path is not None else None,
+        "gender": gender if body.family != "anny" else None,
+        "prior": str(resolve_prior(prior, body.family)) if isinstance(prior, str) or prior is None else "custom",
+        "optimizer": cfg.optimizer,
+        "camera_iters": cfg.camera_iters,
+        "body_iters": cfg.body_iters,
+        "focal_px": float(focal) if focal is not None else None,
+        "initializer": None if initializer is None else str(getattr(initializer, "name", "custom")),
+        "mask": str(Path(mask).resolve()) if mask is not None else None,
+    }
+
+
+def check_resume_settings(previous: dict, settings: dict, path: Path) -> None:
+    """``--resume``: refuse (naming every differing setting, previous -> now) when ``path``'s run was made with
+    other settings than this one. Summaries from before settings were recorded are checked on the model only."""
+    before = previous.get("settings")
+    if not isinstance(before, dict):
+        before = {"model": previous.get("model")} if previous.get("model") is not None else {}
+    diff = [f"{k} {before[k]!r} -> {v!r}" for k, v in settings.items() if k in before and before[k] != v]
+    if diff:
+        raise InvalidInputError(f"--resume: '{path}' was fitted with other settings ({'; '.join(diff)}); resume with "
+                                f"the same settings, or use another --out")  # fmt: skip
 
 
 def _previous_summary(out_dir: Path) -> dict | None:

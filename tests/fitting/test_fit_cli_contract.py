@@ -140,3 +140,36 @@ def test_sigint_keeps_finished_images_and_resume_fits_the_rest(tmp_path):
         assert (out / f).stat().st_mtime_ns == m, f
     for n in ("a", "b", "c"):
         assert (out / n / "person_00.obj").is_file() and (out / n / "overlay.png").is_file()
+
+
+def test_resume_refuses_other_settings(tmp_path):
+    """--resume into a folder fitted with other settings (prior, iterations, focal) is refused naming each setting
+    (previous -> now), before any fitting; the same settings resume."""
+    folder, kpf = _folder_of_three(tmp_path)
+    out = tmp_path / "out"
+    base = ["fit", str(folder / "a.jpg"), "-k", str(kpf), "--out", str(out), "--iters", "4", "--camera-iters", "4",
+            "-q", "--prior", "simple"]  # fmt: skip
+    r = runner.invoke(app, base)
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["prior"] == "simple" and s["settings"]["body_iters"] == 4, s["settings"]
+    mtime = (out / "summary.json").stat().st_mtime_ns
+    changed = [a if a != "simple" else "none" for a in base] + ["--focal", "900", "--resume"]
+    r = runner.invoke(app, changed)
+    assert r.exit_code == 2, r.output
+    line = _one_line(r)
+    assert "--resume" in line and "prior 'simple' -> 'none'" in line and "focal_px None -> 900.0" in line, line
+    assert (out / "summary.json").stat().st_mtime_ns == mtime  # nothing was refitted or rewritten
+    r = runner.invoke(app, base + ["--resume"])
+    assert r.exit_code == 0 and "was fitted by the previous run" in r.output, r.output
+
+
+def test_resume_settings_check_reads_old_summaries():
+    """Summaries written before settings were recorded are checked on the model family alone."""
+    from human3d.errors import InvalidInputError
+    from human3d.fitting.pipeline import check_resume_settings
+
+    now = {"model": "anny", "prior": "simple", "focal_px": None}
+    check_resume_settings({"model": "anny"}, now, Path("s.json"))  # same model: accepted
+    with pytest.raises(InvalidInputError, match="model 'smpl' -> 'anny'"):
+        check_resume_settings({"model": "smpl"}, now, Path("s.json"))
