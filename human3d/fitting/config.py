@@ -173,6 +173,11 @@ class SMPLifyConfig(Config):
     """Also start from the orientation turned by pi about the body's vertical axis (person facing away) and keep,
     per person, whichever fits the torso better after stage 1."""
 
+    default_hypothesis: bool = True
+    """With an ``init`` (e.g. a regressor's prediction), also run the default start (camera init, both facings,
+    restarts) and let each person keep the lower energy. ``False``: stage 2 runs from the ``init`` alone (as SPIN's
+    fits in the loop do), the default only for persons without a finite ``init``; about half the time."""
+
     retry_hypotheses: tuple[str, ...] = ("flip", "mirror")
     """Stage-2 retries for persons whose fit fails a plausibility check (joint limits, interpenetrating limbs,
     depth order against the keypoints' visibility; :mod:`~human3d.fitting.hypotheses`): ``"flip"`` (stage 1's

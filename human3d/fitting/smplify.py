@@ -207,9 +207,12 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit |
         stage2 = lambda p_, st, g, b=None: stage_lgd(p_, st, g, net, lambda q, g_, z: score(p_, q, g_, z))  # noqa: E731
     else:
         stage2 = stage_body
-    runs = [stage2(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
+    default = sub.init is None or cfg.default_hypothesis
+    cands = {}
+    if default:
+        runs = [stage2(pb, rigid, g, bar_i) for g, bar_i in zip(restart_poses(pb, cfg.restarts), _bars(pb, cfg))]
+        cands["default"] = select(runs)
     bar.close()
-    cands = {"default": select(runs)}
     if sub.init is not None:  # one more hypothesis from the given start (stage 1 skipped with orient + transl)
         # persons whose init holds NaN/inf (none given for them) start from the defaults and never win
         ok = torch.stack([torch.isfinite(v).reshape(v.shape[0], -1).all(-1) for v in sub.init.values()]).all(0)
@@ -220,6 +223,12 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit |
         st = stage2(pbi, stage_rigid(pbi, *init_camera(pbi)), restart_poses(pbi, 1)[0], Progress(False, 0))
         inf = torch.full_like(st.rank, float("inf"))
         cands["init"] = replace(st, rank=torch.where(ok, st.rank, inf), energy=torch.where(ok, st.energy, inf))
+        if not default and not bool(ok.all()):  # init-only: the default start for the persons without an init
+            j = (~ok).nonzero().flatten()
+            pbj = make_problem(model, replace(sub, init=None).subset(j), term, cfg, Progress(False, 0))
+            part = select([stage2(pbj, stage_rigid(pbj, *init_camera(pbj)), g, Progress(False, 0))
+                           for g in restart_poses(pbj, cfg.restarts)])  # fmt: skip
+            cands = {"default": scatter(cands["init"], part, j), **cands}
     best, _, _ = choose(cands)
     checks = _checks(pb, best, cfg)
     flagged = checks.flagged

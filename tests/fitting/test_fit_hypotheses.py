@@ -69,6 +69,26 @@ def test_init_from_the_truth_wins_by_energy_and_a_bad_one_loses(anny_model, hard
         assert torch.allclose(res.params[k][n:], base.params[k], atol=1e-3), k
 
 
+
+def test_init_only_skips_the_default_start_except_where_no_init(anny_model, hard, one_thread):
+    """``default_hypothesis=False``: stage 2 from the init alone (the default start is not tried: energy None), the
+    same init energy as with the default beside it; a person whose init is NaN gets the default fit unchanged."""
+    ds, kp, K, truth, gt, base = hard
+    init = {k: v.clone() for k, v in truth.items()}
+    for v in init.values():
+        v[1] = float("nan")  # no init for the second person
+    both = smplify(anny_model, kp, K, init=init, image_size=(ds.width, ds.height), retry_hypotheses=())
+    only = smplify(anny_model, kp, K, init=init, image_size=(ds.width, ds.height), retry_hypotheses=(),
+                   default_hypothesis=False)  # fmt: skip
+    e0, e1 = only.hypotheses[0]["energies"], only.hypotheses[1]["energies"]
+    assert only.hypotheses[0]["winner"] == "init" and e0["default"] is None, e0
+    assert e0["init"] == pytest.approx(both.hypotheses[0]["energies"]["init"], rel=1e-3, abs=1e-5)
+    assert only.hypotheses[1]["winner"] == "default" and e1["init"] is None, e1
+    assert e1["default"] == pytest.approx(base.hypotheses[1]["energies"]["default"], rel=1e-3, abs=1e-5)
+    for k in base.params:  # the person without an init: the default fit
+        assert torch.allclose(only.params[k][1], base.params[k][1], atol=1e-3), k
+        assert torch.allclose(only.params[k][0], both.params[k][0], atol=1e-3), k  # init won there too
+
 def _camera_frame_body(model, params):
     with torch.no_grad():
         return model(params).keypoints["coco17"]  # identity extrinsics: camera frame
