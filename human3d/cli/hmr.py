@@ -18,9 +18,9 @@ app = typer.Typer(help="HMR: regress Anny bodies from person crops in one forwar
 
 
 def _epilog() -> str:
-    from human3d.hmr.trainer import HMRConfig, preset
+    from human3d.hmr.spin import SpinHMRConfig, spin_preset
 
-    return config_epilog(HMRConfig, preset("fast"))
+    return config_epilog(SpinHMRConfig, spin_preset("fast")) + "\n\n(spin.* fields apply with --spin only.)"
 
 
 @app.command()
@@ -77,17 +77,23 @@ def train(
     seed: Optional[int] = SEED,
     threads: Optional[int] = THREADS,
     set_: list[str] = SET,
+    spin: bool = typer.Option(False, "--spin", help="SPIN-style mode (human3d.hmr.spin): a fraction of the images "
+                              "(spin.fraction_2d) is 2D-only, their 3D labels never read; SMPLify fits from the "
+                              "regressor's prediction become their targets, each kept only while its reprojection "
+                              "energy is the lowest so far. Settings: --set spin.<field>=VALUE."),
     progress: bool = PROGRESS,
 ) -> None:
     """Train the HMR regressor on a synthetic set rendered once into the run folder (training mocap clips only);
     writes run.json, the checkpoint, log.jsonl, training.png and RUN/hmr.safetensors (+ card and the adversarial
     prior's discriminators). Ctrl-C saves the checkpoint and exits 130; the same command resumes."""
+    from human3d.hmr.spin import SpinHMRTrainer, spin_preset
     from human3d.hmr.trainer import HMRTrainer
     from human3d.hmr.trainer import preset as make_preset
 
     over = train_overrides(set_, steps, minutes, None, device, seed, threads)
-    config = make_preset(preset) if preset is not None else None
-    trainer = HMRTrainer(out, config=config, overrides=over)
+    cls, make = (SpinHMRTrainer, spin_preset) if spin else (HMRTrainer, make_preset)
+    config = make(preset) if preset is not None else None
+    trainer = cls(out, config=config, overrides=over)
     if trainer.resumed:
         say(f"resuming '{out}' at step {trainer.step}")
     last = trainer.train(progress=progress)

@@ -346,7 +346,7 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
         kin = kin * keep[..., None] * (kin[..., 2:] > 0)
         self.net.train()
         thetas = self.net(crops.to(self.device), kin.to(self.device))
-        loss, info, groups = hmr_losses(self.net, thetas, b, centre, side, self.kp_fn, self.space, c.loss)
+        loss, info, groups = self.step_losses(thetas, b, idx, centre, side)
         adv = self.disc.energy(groups).mean()
         total = loss + c.loss.adversarial * adv
         self.opt.zero_grad(set_to_none=True)
@@ -367,6 +367,11 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
         return {"loss": float(total.detach()), "lr": lr, "mpjpe_mm": info[f"mpjpe_mm_{T}"],
                 "mpjpe_mm_1": info["mpjpe_mm_1"], "kp2d": info[f"kp2d_{T}"], "adv": float(adv.detach()),
                 "disc": float(ld.detach())}  # fmt: skip
+
+    def step_losses(self, thetas, b: dict, idx: torch.Tensor, centre, side) -> tuple:
+        """The step's supervised losses of batch ``b`` (images ``idx`` of the set): :func:`hmr_losses` (the hook
+        :class:`~human3d.hmr.spin.SpinHMRTrainer` overrides) -> (total, info, final pose groups [B, G*3])."""
+        return hmr_losses(self.net, thetas, b, centre, side, self.kp_fn, self.space, self.config.loss)
 
     # ---- state ----------------------------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
