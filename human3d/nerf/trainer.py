@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from human3d.errors import Human3DError, InvalidInputError, ModelFileError
+from human3d.errors import Human3DError, InvalidInputError
 from human3d.geometry.cameras import Cameras, rays_at_pixels
 from human3d.io_utils import atomic_path
 from human3d.nerf.config import NerfConfig, preset
@@ -71,14 +71,8 @@ class NerfTrainer(SceneTrainer, kind="NeRF", config_class=NerfConfig, default_co
         if self.config.estimator.init_from_masks and s.alphas is not None:
             self.hull_fraction = self.model.init_from_masks(s.cameras.K, s.cameras.world_to_camera, s.alphas[..., 0])
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
     def load_state_tensors(self, tensors, state, path) -> None:
-        try:
-            self.model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}' does not match the run's model configuration: {e}") from None
+        super().load_state_tensors(tensors, state, path)  # the model's state dict (the core's default)
         self.num_rays = int(state.get("num_rays", self.num_rays))
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
