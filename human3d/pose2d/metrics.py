@@ -17,6 +17,8 @@ Conventions: keypoints are ``[N, K, 2]`` pixel coordinates (any consistent conve
   truth with OKS >= t; ground truths with no labelled joint (or ``iscrowd``) are *ignored* (a detection matched
   to one is neither a true nor a false positive); precision is made monotone and read at the 101 recall points
   0:0.01:1; AP averages the thresholds t = 0.50:0.05:0.95. Checked against pycocotools in the tests.
+* **PCK interval** (:func:`pck_interval`): a 95 % percentile-bootstrap interval of PCK that resamples *people*
+  (the joints of one person are not independent), from :func:`pck_per_joint`'s per-joint table.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import torch
 
 from human3d.errors import InvalidInputError, check_tensor
 
-__all__ = ["COCO_SIGMAS", "pck", "pck_per_joint", "bbox_size", "torso_size", "head_size", "pckh", "oks", "oks_ap"]
+__all__ = ["COCO_SIGMAS", "pck", "pck_per_joint", "pck_interval",
+           "bbox_size", "torso_size", "head_size", "pckh", "oks", "oks_ap"]  # fmt: skip
 
 #: COCO-17 per-keypoint OKS constants sigma_i (pycocotools' ``kpt_oks_sigmas``)
 COCO_SIGMAS = (0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087,
@@ -63,6 +66,24 @@ def pck_per_joint(pred, gt, visible, norm, alpha: float = 0.2) -> tuple[torch.Te
     d = (pred - gt).norm(dim=-1)  # [N, K]; NaN predictions are wrong
     correct = counted & (d <= alpha * norm[:, None])
     return correct, counted
+
+
+def pck_interval(correct, counted, level: float = 0.95, n_boot: int = 2000, seed: int = 0) -> tuple[float, float]:
+    """Percentile-bootstrap interval of PCK over people: ``correct``, ``counted`` [N, K] bool (from
+    :func:`pck_per_joint`) -> ``(low, high)`` at ``level``; ``n_boot`` resamples of the N people with replacement
+    (a fixed ``seed``: the same table gives the same interval). NaN when no joint counts."""
+    if not 0.0 < level < 1.0:
+        raise InvalidInputError(f"level: expected a probability in (0, 1), got {level!r}")
+    c = torch.as_tensor(correct).sum(-1).double()  # [N] correct joints per person
+    n = torch.as_tensor(counted).sum(-1).double()  # [N] counted joints per person
+    if c.shape != n.shape or c.ndim != 1 or float(n.sum()) == 0:
+        return float("nan"), float("nan")
+    g = torch.Generator().manual_seed(int(seed))
+    idx = torch.randint(0, len(c), (int(n_boot), len(c)), generator=g)
+    boot = c[idx].sum(-1) / n[idx].sum(-1).clamp(min=1)
+    q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
+    lo, hi = torch.quantile(boot, q).tolist()
+    return lo, hi
 
 
 def bbox_size(boxes) -> torch.Tensor:

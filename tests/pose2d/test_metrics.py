@@ -11,7 +11,18 @@ import pytest
 import torch
 
 from human3d.errors import InvalidInputError
-from human3d.pose2d.metrics import COCO_SIGMAS, bbox_size, head_size, oks, oks_ap, pck, pckh, torso_size
+from human3d.pose2d.metrics import (
+    COCO_SIGMAS,
+    bbox_size,
+    head_size,
+    oks,
+    oks_ap,
+    pck,
+    pck_interval,
+    pck_per_joint,
+    pckh,
+    torso_size,
+)
 
 
 def test_pck_hand_cases():
@@ -152,3 +163,27 @@ def test_oks_ap_matches_pycocotools(seed):
     ref = _pycocotools_ap(gts, dets)
     assert 0.05 < ref[0] < 0.95  # a scene that is neither trivial nor hopeless
     np.testing.assert_allclose([ours["AP"], ours["AP50"], ours["AP75"]], ref, atol=1e-9)
+
+
+def test_pck_interval_against_the_binomial_and_people():
+    # one joint per person: the bootstrap interval of a mean of 400 Bernoulli(0.9) draws is the normal
+    # approximation p +- 1.96 sqrt(p (1 - p) / N) = 0.9 +- 0.0294
+    correct = torch.zeros(400, 1, dtype=torch.bool)
+    correct[:360] = True
+    lo, hi = pck_interval(correct, torch.ones(400, 1, dtype=torch.bool))
+    half = 1.96 * math.sqrt(0.9 * 0.1 / 400)
+    assert lo == pytest.approx(0.9 - half, abs=0.004) and hi == pytest.approx(0.9 + half, abs=0.004)
+    # the same 360 / 400 joints, but 10 joints per person, people all right or all wrong: 40 independent units,
+    # so the interval is sqrt(10) times wider
+    by_person = correct.view(40, 10).all(-1, keepdim=True).expand(40, 10)
+    lo10, hi10 = pck_interval(by_person, torch.ones(40, 10, dtype=torch.bool))
+    assert (hi10 - lo10) == pytest.approx(math.sqrt(10) * 2 * half, rel=0.12)
+    # every person equally right: no spread; the table of pck_per_joint plugs in directly
+    gt = torch.zeros(5, 4, 2)
+    pred = gt.clone()
+    pred[:, 0, 0] = 100.0  # joint 0 of everyone is wrong
+    assert pck_interval(*pck_per_joint(pred, gt, torch.ones(5, 4), torch.full((5,), 10.0))) == (0.75, 0.75)
+    none = torch.zeros(3, 2, dtype=torch.bool)
+    assert all(math.isnan(x) for x in pck_interval(none, none))
+    with pytest.raises(InvalidInputError, match="level"):
+        pck_interval(correct, correct, level=1.0)

@@ -1,12 +1,17 @@
 """Benchmark the 2D pose heatmap network: PCK@0.2 per decoder on held-out synthetic people and on the real photos
 of the shared data (COCO mini, MPII mini), with throughput.
 
-    .venv/bin/python tools/bench/pose2d.py [--weights FILE] [--flip-test] [--threads 1]
+    .venv/bin/python tools/bench/pose2d.py [--weights FILE] [--flip-test] [--eval-images N] [--threads 1]
 
 Every person is cropped at its ground-truth box (top-down evaluation: no detector in the loop).
 
 * synthetic: the held-out set of the shipped network's data config (:func:`human3d.pose2d.train.synthetic_eval_pool`);
-  PCK@0.2 normalised by the person box's ``max(w, h)``; OKS AP with the mask area.
+  PCK@0.2 normalised by the person box's ``max(w, h)``; OKS AP with the mask area. ``--eval-images N`` renders
+  ``N`` held-out images instead of the card's ``data.eval_images`` (the same seeds: the first chunks are the same
+  images), so networks trained with different eval sizes are compared on one set.
+* every PCK@0.2 comes with a 95 % bootstrap interval over people (:func:`human3d.pose2d.metrics.pck_interval`: 2000
+  resamples of the people, seed 0; the joints of one person are not independent, so it is wider than a binomial
+  interval over joints).
 * COCO mini (``coco_keypoints_mini/test_coco.json``, 4 photos, 12 people with keypoints): PCK@0.2 by the annotated
   box's ``max(w, h)``; OKS AP with the annotated areas (every person found, score 1).
 * MPII mini (``mpii_keypoints_mini/test_mpii.json``, 5 frames): the 12 joints MPII shares with COCO-17 (shoulders,
@@ -92,13 +97,15 @@ def main() -> None:
     ap.add_argument("--weights", type=Path, default=None, help="safetensors from export_weights (default: shipped)")
     ap.add_argument("--flip-test", action="store_true", help="average with the mirrored crop's heatmaps")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--eval-images", type=int, default=None,
+                    help="held-out synthetic images (default: the card's data.eval_images)")
     ap.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
 
     from human3d.data.paths import shared_data_dir
     from human3d.pose2d.data import load_coco_pool
-    from human3d.pose2d.metrics import bbox_size, oks_ap, pck
+    from human3d.pose2d.metrics import bbox_size, oks_ap, pck, pck_interval, pck_per_joint
     from human3d.pose2d.networks import count_parameters, load_network
     from human3d.pose2d.train import DECODERS, Pose2DDataConfig, synthetic_eval_pool
 
@@ -113,6 +120,9 @@ def main() -> None:
     if prov.is_file():
         data_cfg = Pose2DDataConfig.from_dict(json.loads(prov.read_text())["config"]["data"])
     data_cfg = data_cfg or Pose2DDataConfig()
+    if args.eval_images is not None:
+        data_cfg.eval_images = args.eval_images
+        data_cfg.validate()
     root = shared_data_dir()
     sets = {"synthetic (held-out)": synthetic_eval_pool(data_cfg)}
     coco = root / "coco_keypoints_mini" / "test_coco.json"
@@ -137,7 +147,8 @@ def main() -> None:
         row = {"n_people": len(pool), "n_joints": int((vis > 0).sum())}
         for d in DECODERS:
             p = preds[d]
-            r = {"pck@0.2": pck(p, gt, vis, norm, 0.2), "people_per_s": rate[d]}
+            r = {"pck@0.2": pck(p, gt, vis, norm, 0.2),
+                 "pck@0.2_95ci": pck_interval(*pck_per_joint(p, gt, vis, norm)), "people_per_s": rate[d]}  # fmt: skip
             if is_mpii:
                 r["pckh@0.5"] = pck(p, gt, vis, mpii_extra[1], 0.5)
             else:
@@ -148,8 +159,11 @@ def main() -> None:
         results[name] = row
         print(f"\n{name}: {row['n_people']} people, {row['n_joints']} labelled joints")
         for d in DECODERS:
-            extra = " ".join(f"{k} {v:.3f}" for k, v in row[d].items() if k not in ("pck@0.2", "people_per_s"))
-            print(f"  {d:12s} PCK@0.2 {row[d]['pck@0.2']:.3f}  {extra}  ({row[d]['people_per_s']:.0f} people/s)")
+            lo, hi = row[d]["pck@0.2_95ci"]
+            shown = ("pck@0.2", "pck@0.2_95ci", "people_per_s")
+            extra = " ".join(f"{k} {v:.3f}" for k, v in row[d].items() if k not in shown)
+            print(f"  {d:12s} PCK@0.2 {row[d]['pck@0.2']:.3f} [{lo:.3f}, {hi:.3f}]  {extra}  "
+                  f"({row[d]['people_per_s']:.0f} people/s)")  # fmt: skip
     mediapipe_rows(sets, mpii_extra, results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

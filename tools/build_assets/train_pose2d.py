@@ -1,7 +1,18 @@
 """Train the shipped 2D pose heatmap network on synthetic humans and write it with its provenance.
 
     .venv/bin/python tools/build_assets/train_pose2d.py --minutes 30 [--preset fast] [--run runs/pose2d-ship]
-        [--set NAME=VALUE ...] [--threads 2]
+        [--set NAME=VALUE ...] [--threads 2] [--out FOLDER]
+
+The shipped network (see its card for the exact settings):
+
+    .venv/bin/python tools/build_assets/train_pose2d.py --minutes 40 --threads 1 --run runs/pose2d-ship \
+        --set run.budget_clock=process --set data.n_images=1024 --set data.refresh_every=100 \
+        --set data.eval_images=256
+
+``--minutes`` is the training time budget and the length of the cosine learning-rate schedule: the schedule ends
+where the budget does. With the default ``run.budget_clock=wall`` a loaded machine gives fewer steps for the same
+schedule; ``--set run.budget_clock=process`` counts this process's CPU time instead. Write to a scratch ``--out``
+first and compare its card with the shipped one before copying.
 
 Writes ``human3d/pose2d/weights/pose2d_<arch>_coco17.safetensors`` (network weights; the model config, crop size
 and padding in the metadata; read by :func:`human3d.pose2d.networks.load_network`) and ``.json`` beside it (how it
@@ -25,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--minutes", type=float, default=30.0, help="training time budget (wall clock)")
+    ap.add_argument("--minutes", type=float, default=30.0, help="training time budget (run.budget_clock: wall by default)")
     ap.add_argument("--preset", default="fast")
     ap.add_argument("--run", type=Path, default=ROOT / "runs" / "pose2d-ship")
     ap.add_argument("--set", dest="set_", action="append", default=[], help="NAME=VALUE config override")
