@@ -23,6 +23,8 @@ random Anny shapes, random yaw / tilt / depth and focal length, projected with p
 (:func:`sample_problems`); stage 1 runs as in SMPLify and the unrolled stages are supervised with 3D keypoints
 (root-aligned), the translation and the pose groups after every stage.
 
+For the SMPL family the same training runs on the user's model file (``data.model=PATH``: the mocap mapped onto
+its joints, random betas); weights record their family and are refused for another model (:func:`check_model`).
 The shipped weights (``human3d/fitting/weights/anny_lgd.safetensors`` + its JSON card) are for Anny, COCO-17 or
 BODY_25 keypoints (the network reads COCO-17; BODY_25 is converted) and identity extrinsics (camera frame = world,
 as ``human3d fit`` has it).
@@ -48,7 +50,7 @@ from human3d.geometry.cameras import make_intrinsics, project_points
 from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
 __all__ = ["LGDNetConfig", "LGDNet", "LGDState", "reprojection_gradient", "lgd_features", "apply_update",
-           "stage_lgd", "gradient_descent", "sample_problems", "load_lgd", "save_lgd", "weights_dir",
+           "stage_lgd", "gradient_descent", "sample_problems", "model_mocap_poses", "load_lgd", "save_lgd", "weights_dir",
            "DEFAULT_WEIGHTS"]  # fmt: skip
 
 DEFAULT_WEIGHTS = "anny_lgd"
@@ -271,6 +273,13 @@ def gradient_descent(pb: FitProblem, start: FitState, groups_start: torch.Tensor
 class LGDDataConfig(Config):
     """Synthetic fitting problems from mocap (no images)."""
 
+    model: str = "anny"
+    """The body model trained for: ``"anny"``, or the path of an SMPL / SMPL-H / SMPL-X model file (or folder) of
+    family ``model_type`` (the mocap poses mapped onto its joints, random betas)."""
+    model_type: str = "smpl"
+    """Family of a ``model`` path: ``smpl``, ``smplh`` or ``smplx``."""
+    num_betas: int = 10
+    """Betas of an SMPL-family ``model``."""
     pool: int = 20000
     """Mocap frames drawn from the training clips (the pool batches sample from)."""
     fps: float = 10.0
@@ -285,6 +294,8 @@ class LGDDataConfig(Config):
     """Focal length range (px) for a 1000 px image."""
 
     def validate(self) -> None:
+        if self.model != "anny" and self.model_type not in ("smpl", "smplh", "smplx"):
+            raise InvalidInputError(f"data.model_type: expected smpl, smplh or smplx, got {self.model_type!r}")
         for name in ("noise_px", "drop", "depth", "focal"):
             v = getattr(self, name)
             if len(v) != 2 or not v[0] <= v[1]:
@@ -298,9 +309,38 @@ def training_clips() -> list[str]:
     return [c.name for c in list_clips(include_eval=False, include_deepmimic=True) if c.split == "train"]
 
 
+def model_mocap_poses(model, global_orient: torch.Tensor, body_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Anny mocap poses (:func:`~human3d.fitting.synthetic.mocap_anny_poses`) as ``model``'s ``(global_orient,
+    body_pose)`` (float32): unchanged for Anny (phenotype-shaped models), mapped onto the joints for the SMPL family
+    (:func:`~human3d.fitting.synthetic.smpl_pose_from_anny`, as ``tools/bench/fit.py --model smpl`` poses them)."""
+    if model.shape_param != "phenotypes":
+        from human3d.fitting.synthetic import smpl_pose_from_anny
+
+        global_orient, body_pose = smpl_pose_from_anny(global_orient, body_pose, model)
+    return global_orient.float(), body_pose.float()
+
+
+def _anny_shapes(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """Anny phenotypes ``[n, 6]``: gender U(0, 1), age U(0.5, 0.9) (teen to older adult), the rest U(0.2, 0.8)."""
+    ph = 0.2 + 0.6 * torch.rand(n, size, generator=g)
+    ph[:, 0] = torch.rand(n, generator=g)
+    ph[:, 1] = 0.5 + 0.4 * torch.rand(n, generator=g)
+    return ph
+
+
+def _betas(n: int, size: int, g: torch.Generator) -> torch.Tensor:
+    """SMPL-family betas ``[n, size]``: N(0, 1) clipped to [-2, 2]."""
+    return torch.randn(n, size, generator=g).clamp(-2.0, 2.0)
+
+
+SHAPE_SAMPLERS = {"phenotypes": _anny_shapes, "betas": _betas}
+"""Random training shapes per ``BodyModel.shape_param``: ``(n, size, generator) -> [n, size]``."""
+
+
 def sample_problems(model, global_orient: torch.Tensor, body_pose: torch.Tensor, data: LGDDataConfig,
                     generator: torch.Generator, skeleton: str = "coco17"):  # fmt: skip
-    """Synthetic fitting problems for mocap poses ``[n, 3]`` / ``[n, Jp*3]`` on random Anny shapes: random yaw
+    """Synthetic fitting problems for ``model``'s poses ``[n, 3]`` / ``[n, Jp*3]`` (mocap, already on its joints) on
+    random shapes (:data:`SHAPE_SAMPLERS`: Anny phenotypes or SMPL-family betas): random yaw
     (any heading), tilt, position, depth and focal length; projected with noise and dropout.
 
     Returns ``(keypoints2d [n, K, 3], K [n, 3, 3], params, keypoints3d [n, K, 3])`` (camera frame = world)."""
@@ -317,11 +357,10 @@ def sample_problems(model, global_orient: torch.Tensor, body_pose: torch.Tensor,
     Ry = axis_angle_to_matrix(torch.stack([torch.zeros(n), yaw - heading, torch.zeros(n)], -1))
     tilt = axis_angle_to_matrix(torch.stack([U(-0.25, 0.25, n), torch.zeros(n), U(-0.1, 0.1, n)], -1))
     flip = axis_angle_to_matrix(torch.tensor([math.pi, 0.0, 0.0])).expand(n, 3, 3)
-    ph = U(0.2, 0.8, n, 6)
-    ph[:, 0] = torch.rand(n, generator=g)
-    ph[:, 1] = U(0.5, 0.9, n)
+    sp = model.shape_param
+    shape = SHAPE_SAMPLERS[sp](n, model.parameter_shapes()[sp][0], g)
     params = {"global_orient": matrix_to_axis_angle(tilt @ flip @ Ry @ R_root), "body_pose": body_pose,
-              "phenotypes": ph, "transl": torch.zeros(n, 3)}  # fmt: skip
+              sp: shape, "transl": torch.zeros(n, 3)}  # fmt: skip
     with torch.no_grad():
         root = model(params).joints[:, 0]
         depth = U(*data.depth, n)
@@ -378,7 +417,8 @@ def save_lgd(net: LGDNet, path, card: dict) -> Path:
 
     path = Path(path)
     meta = {"kind": "lgd", "net": json.dumps(net.config.to_dict()), "n_groups": str(net.n_groups),
-            "n_shape": str(net.n_shape), "n_keypoints": str(net.n_keypoints)}  # fmt: skip
+            "n_shape": str(net.n_shape), "n_keypoints": str(net.n_keypoints),
+            "model": str(card.get("model", getattr(net, "model_family", "anny")))}  # fmt: skip
     tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -406,6 +446,7 @@ def _load(path: str) -> LGDNet:
         raise
     except Exception as e:  # noqa: BLE001 - any unreadable file is a bad model file
         raise ModelFileError(f"LGD weights '{p}': cannot be read ({type(e).__name__}: {e})") from None
+    net.model_family = meta.get("model", "anny")
     return net.eval()
 
 
@@ -422,7 +463,9 @@ def check_model(net: LGDNet, pb: FitProblem) -> None:
     if not torch.allclose(w2c, torch.eye(4, dtype=w2c.dtype, device=w2c.device).expand_as(w2c)):
         raise InvalidInputError("optimizer 'lgd': expected identity camera extrinsics (camera frame = world, as "
                                 "`human3d fit` has it); got a camera with a world-to-camera transform")
-    if pb.model.family != "anny" or net.n_groups != pb.space.num_groups or net.n_shape != pb.shape.dim:
+    fam = getattr(net, "model_family", "anny")
+    if pb.model.family != fam or net.n_groups != pb.space.num_groups or net.n_shape != pb.shape.dim:
         raise InvalidInputError(
-            f"optimizer 'lgd': the network was trained for Anny ({net.n_groups} pose groups, {net.n_shape} shape "
-            f"values); got a '{pb.model.family}' model with {pb.space.num_groups} groups and {pb.shape.dim}")
+            f"optimizer 'lgd': the network was trained for a '{fam}' model ({net.n_groups} pose groups, {net.n_shape} "
+            f"shape values); got a '{pb.model.family}' model with {pb.space.num_groups} groups and {pb.shape.dim} "
+            "shape values: train LGD for this model (LGDTrainer with data.model=PATH) or give matching weights")

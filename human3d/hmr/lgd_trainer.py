@@ -18,8 +18,8 @@ from human3d.config import Config, from_preset
 from human3d.errors import InvalidInputError, ModelFileError
 from human3d.fitting.config import SMPLifyConfig
 from human3d.fitting.inputs import prepare_inputs
-from human3d.fitting.lgd import (LGDDataConfig, LGDNet, LGDNetConfig, lgd_loss, sample_problems, save_lgd,
-                                 training_clips, unroll)  # fmt: skip
+from human3d.fitting.lgd import (LGDDataConfig, LGDNet, LGDNetConfig, lgd_loss, model_mocap_poses, sample_problems,
+                                 save_lgd, training_clips, unroll)  # fmt: skip
 from human3d.fitting.optim import Progress
 from human3d.fitting.stages import init_camera, make_problem, restart_poses, stage_rigid
 from human3d.train.core import RunConfig, Trainer
@@ -78,14 +78,16 @@ class LGDTrainer(Trainer, kind="LGD", config_class=LGDConfig, default_config=lam
     """Learned gradient descent on synthetic keypoints of mocap poses (module docstring)."""
 
     def build(self) -> None:
-        from human3d.body import load_body_model
         from human3d.fitting.priors import pose_space
+        from human3d.hmr.trainer import load_training_model
 
-        self.model = load_body_model("anny")
+        d = self.config.data
+        self.model = load_training_model(d.model, d.model_type, d.num_betas)
         self.space = pose_space(self.model)
         self.fit_cfg = SMPLifyConfig(threads=None)
         shape_dim = self.model.parameter_shapes()[self.model.shape_param][0]
         self.net = LGDNet(self.space.num_groups, shape_dim, 17, self.config.net).to(self.device)
+        self.net.model_family = self.model.family
         self.opt = torch.optim.Adam(self.net.parameters(), lr=self.config.optim.lr)
         self._pool = None
 
@@ -96,7 +98,7 @@ class LGDTrainer(Trainer, kind="LGD", config_class=LGDConfig, default_config=lam
 
             d = self.config.data
             go, bp, _ = mocap_anny_poses(d.pool, self.run.seed, training_clips(), fps=d.fps)
-            self._pool = (go.float(), bp.float())
+            self._pool = model_mocap_poses(self.model, go, bp)
         return self._pool
 
     def lr_at(self, progress: float) -> float:
@@ -149,11 +151,12 @@ class LGDTrainer(Trainer, kind="LGD", config_class=LGDConfig, default_config=lam
     def export_weights(self, path, card: dict | None = None):
         """The network as safetensors + a JSON provenance card (what ships)."""
         n_params = sum(p.numel() for p in self.net.parameters())
-        base = {"kind": "lgd", "model": "anny", "skeleton": "coco17", "steps": self.step,
+        base = {"kind": "lgd", "model": self.model.family, "shape_param": self.model.shape_param,
+                "n_shape": int(self.net.n_shape), "skeleton": "coco17", "steps": self.step,
                 "train_seconds": round(self.elapsed, 1), "n_parameters": n_params,
                 "training_clips": training_clips(), "config": self.config.to_dict(),
                 "data": "synthetic keypoints of mocap poses of the training clips (human3d.motion.mocap HOLDOUT "
-                        "excluded), random Anny shapes and cameras, pixel noise and keypoint dropout; no images"}  # fmt: skip
+                        "excluded), random " + self.model.shape_param + " and cameras, pixel noise and keypoint dropout; no images"}  # fmt: skip
         return save_lgd(self.net.cpu(), path, {**base, **(card or {})})
 
     def finalize(self) -> dict:

@@ -34,7 +34,7 @@ from human3d.errors import InvalidInputError, ModelFileError
 from human3d.geometry.rotations import matrix_to_axis_angle, matrix_to_rotation_6d, rotation_6d_to_matrix
 
 __all__ = ["HMRNetConfig", "ResEncoder", "IEFRegressor", "HMRNet", "decode_theta", "weak_to_perspective",
-           "crop_images", "person_crop", "keypoint_boxes", "crop_keypoints", "to_model_params", "save_hmr", "load_hmr_file", "CROP_PADDING"]  # fmt: skip
+           "crop_images", "person_crop", "keypoint_boxes", "crop_keypoints", "to_model_params", "shape_facts", "check_weights_match", "save_hmr", "load_hmr_file", "CROP_PADDING"]  # fmt: skip
 
 CROP_PADDING = 1.25
 """Crop side = this x the longer side of the person's box (keypoints' box or given box)."""
@@ -144,7 +144,7 @@ class HMRNet(nn.Module):
     """Encoder + IEF. ``forward(crops [B, 3, S, S]) -> iterations x theta [B, D]`` (see :func:`decode_theta`)."""
 
     def __init__(self, n_groups: int, n_shape: int, config: HMRNetConfig | None = None,
-                 mean_groups: torch.Tensor | None = None):  # fmt: skip
+                 mean_groups: torch.Tensor | None = None, shape_mean: float = 0.5):  # fmt: skip
         super().__init__()
         self.config = config or HMRNetConfig()
         self.config.validate()
@@ -158,7 +158,7 @@ class HMRNet(nn.Module):
             self.kp_embed = nn.Sequential(nn.Linear(17 * 3, c.keypoint_hidden), nn.ReLU(),
                                           nn.Linear(c.keypoint_hidden, c.keypoint_hidden), nn.ReLU())  # fmt: skip
             feat += c.keypoint_hidden
-        self.ief = IEFRegressor(feat, mean_theta(mg, n_shape), c.hidden, c.iterations, c.init_scale)
+        self.ief = IEFRegressor(feat, mean_theta(mg, n_shape, shape_mean), c.hidden, c.iterations, c.init_scale)
 
     @property
     def theta_dim(self) -> int:
@@ -261,6 +261,32 @@ def crop_images(images: torch.Tensor, centre: torch.Tensor, side: torch.Tensor, 
 
 
 # ---------------------------------------------------------------------------------------------------- weights
+def shape_facts(model) -> tuple[str, int, float, tuple[float, float] | None]:
+    """The body model's shape facts HMR needs: ``(name, size, IEF start value, clamp bounds)``. Bounded shapes
+    (Anny's phenotypes, ``fit_shape_bounds`` not None) live in [0, 1] and start at 0.5; unbounded ones (SMPL-family
+    betas) start at 0 (the mean shape) and are not clamped."""
+    name = model.shape_param
+    size = int(model.parameter_shapes()[name][0])
+    bounded = model.fit_shape_bounds() is not None
+    return name, size, (0.5 if bounded else 0.0), ((0.0, 1.0) if bounded else None)
+
+
+def check_weights_match(net: HMRNet, model, what: str = "HMR") -> None:
+    """Raise one :class:`InvalidInputError` naming ``body_model`` when ``net`` (its ``model_family``,
+    ``shape_param``, ``n_shape``, ``n_groups``) was not trained for ``model``'s family and shape size."""
+    from human3d.fitting.priors import pose_space
+
+    name, size, _, _ = shape_facts(model)
+    want = (getattr(net, "model_family", "anny"), getattr(net, "shape_param", "phenotypes"), int(net.n_shape),
+            int(net.n_groups))  # fmt: skip
+    have = (getattr(model, "family", None), name, size, pose_space(model).num_groups)
+    if want != have:
+        raise InvalidInputError(
+            f"body_model: the {what} weights are for a {want[0]!r} model ({want[2]} {want[1]}, {want[3]} pose groups); "
+            f"got a {have[0]!r} model ({have[2]} {have[1]}, {have[3]} pose groups): train weights for this model "
+            f"(`human3d hmr train --set data.model=PATH`) or give matching ones")
+
+
 def save_hmr(net: HMRNet, path, card: dict) -> Path:
     """Write ``net`` as safetensors (float32; its shape facts in the metadata) and ``card`` beside it (``.json``)."""
     from safetensors.torch import save_file
@@ -269,7 +295,8 @@ def save_hmr(net: HMRNet, path, card: dict) -> Path:
 
     path = Path(path)
     meta = {"kind": "hmr", "net": json.dumps(net.config.to_dict()), "n_groups": str(net.n_groups),
-            "n_shape": str(net.n_shape), "model": str(card.get("model", "anny"))}  # fmt: skip
+            "n_shape": str(net.n_shape), "model": str(card.get("model", "anny")),
+            "shape_param": str(card.get("shape_param", "phenotypes"))}  # fmt: skip
     tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -299,4 +326,5 @@ def load_hmr_file(path) -> HMRNet:
     except Exception as e:  # noqa: BLE001 - any unreadable file is a bad model file
         raise ModelFileError(f"HMR weights '{p}': cannot be read ({type(e).__name__}: {e})") from None
     net.model_family = meta.get("model", "anny")
+    net.shape_param = meta.get("shape_param", "phenotypes")
     return net.eval()

@@ -7,7 +7,9 @@ skeleton (only their box is used: the crop is the box of the confident keypoints
 The outputs are the body model's parameters in the **camera frame** (OpenCV: x right, y down, z forward), the
 translation from the weak-perspective camera with the image's own focal length ``K[0, 0]`` and principal point
 (:func:`~human3d.hmr.model.weak_to_perspective`) -- ``human3d fit``'s camera (identity extrinsics).
-The shipped weights are for Anny (phenotypes); SMPL-family models are refused with a clear error.
+The shipped weights are for Anny (phenotypes). SMPL-family weights (betas) are trained by the user on their own
+model file (``human3d hmr train --set data.model=PATH``; ``tools/bench/hmr.py --smpl``); weights whose family, shape
+parameter, shape size or pose groups differ from the body model's are refused with one clear error.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ import numpy as np
 import torch
 
 from human3d.errors import InvalidInputError, ModelFileError
-from human3d.hmr.model import (HMRNet, crop_images, crop_keypoints, keypoint_boxes, load_hmr_file, person_crop,
-                               to_model_params, weak_to_perspective)  # fmt: skip
+from human3d.hmr.model import (HMRNet, check_weights_match, crop_images, crop_keypoints, keypoint_boxes, load_hmr_file, person_crop,
+                               shape_facts, to_model_params, weak_to_perspective)  # fmt: skip
 
 __all__ = ["DEFAULT_WEIGHTS", "weights_dir", "load_hmr", "predict_people", "hmr_initializer", "check_image_array"]
 
@@ -59,15 +61,7 @@ def check_image_array(image, name: str = "image") -> np.ndarray:
 
 
 def _check_model(net: HMRNet, model) -> None:
-    family = getattr(model, "family", None)
-    if family != getattr(net, "model_family", "anny") or model.shape_param != "phenotypes":
-        raise InvalidInputError(f"body_model: the HMR weights are for Anny; got a {family!r} model (SMPL-family "
-                                "regression is not trained: fit it with `human3d fit` instead)")  # fmt: skip
-    from human3d.fitting.priors import pose_space
-
-    if pose_space(model).num_groups != net.n_groups:
-        raise InvalidInputError(f"body_model: {pose_space(model).num_groups} pose groups, the weights have "
-                                f"{net.n_groups}")  # fmt: skip
+    check_weights_match(net, model, "HMR")
 
 
 @torch.no_grad()
@@ -76,13 +70,14 @@ def predict_people(net: HMRNet, model, images: list, image_index, K, keypoints=N
     """Parameters of ``P`` persons from one forward pass.
 
     Args:
-        net: an :class:`HMRNet` (:func:`load_hmr`); model: its Anny :class:`~human3d.body.model.BodyModel`.
+        net: an :class:`HMRNet` (:func:`load_hmr`); model: the :class:`~human3d.body.model.BodyModel` it was trained for.
         images: list of ``[H, W, 3]`` uint8 arrays; image_index: ``[P]`` ints, person -> image.
         K: ``[P, 3, 3]`` (or ``[3, 3]`` for all) intrinsics of each person's image.
         keypoints: ``[P, K, 3]`` pixels, COCO-17 / BODY_25 / OpenPose COCO-18 (the network's keypoint input, and
             their confident box is the crop unless ``boxes``); boxes: ``[P, 4]`` (x, y, w, h) crops.
         all_iterations: also return ``"iterations"``: the parameters after each IEF iteration (a list).
-    Returns ``{global_orient [P, 3], body_pose [P, Jp*3], phenotypes [P, 6], transl [P, 3]}`` (camera frame).
+    Returns ``{global_orient [P, 3], body_pose [P, Jp*3], phenotypes [P, 6] | betas [P, S], transl [P, 3]}``
+    (camera frame).
     """
     from human3d.fitting.priors import pose_space
 
@@ -123,10 +118,11 @@ def predict_people(net: HMRNet, model, images: list, image_index, K, keypoints=N
             x = torch.from_numpy(im).permute(2, 0, 1)[None].float().div(255.0).expand(sel.numel(), -1, -1, -1)
             crops[sel] = crop_images(x, centre[sel], side[sel], S)
     space = pose_space(model)
+    name, _, _, bounds = shape_facts(model)
     out = []
     for theta in net(crops, kin):
         dec = net.decode(theta)
-        out.append(to_model_params(dec, space, "phenotypes", weak_to_perspective(dec["cam"], centre, side, Km)))
+        out.append(to_model_params(dec, space, name, weak_to_perspective(dec["cam"], centre, side, Km), bounds))
     res = dict(out[-1])
     if all_iterations:
         res["iterations"] = out
@@ -140,7 +136,7 @@ def hmr_initializer(body_model, weights=None):
     (COCO-17 or BODY_25: only their box is read); ``K`` ``[3, 3]`` OpenCV intrinsics (tensor). Returns
     ``global_orient`` [P, 3] axis-angle, ``body_pose``, ``phenotypes`` and ``transl`` [P, 3] in the camera frame
     (what :func:`human3d.fitting.smplify` takes as ``init``), float32 on the CPU. Raises
-    :class:`InvalidInputError` for a non-Anny model or bad inputs; weights are loaded once, here.
+    :class:`InvalidInputError` for a model the weights were not trained for or bad inputs; weights are loaded once, here.
     """
     net = load_hmr(weights)
     _check_model(net, body_model)

@@ -1,11 +1,16 @@
-"""``HMRTrainer``: the HMR regressor (:mod:`human3d.hmr.model`) trained on synthetic Anny people on the training core.
+"""``HMRTrainer``: the HMR regressor (:mod:`human3d.hmr.model`) trained on synthetic people on the training core.
+
+**Body model** (``data.model``): Anny (shape output: its 6 phenotypes in [0, 1]) or an SMPL / SMPL-H / SMPL-X model
+file given by path (shape output: its ``data.num_betas`` betas, unbounded, starting at the mean shape); the weights'
+card and metadata record the family, shape parameter and size, and :mod:`human3d.hmr.predict` refuses weights of
+another model.
 
 **Data.** A fixed training set is rendered once by :class:`human3d.synth.SynthGenerator` (one person per image,
 poses from the mocap corpus' *training* clips, :func:`human3d.fitting.lgd.training_clips` -- the ``HOLDOUT`` clips
 of ``tools/bench/hmr.py`` are never read -- and a fraction from the shipped Gaussian pose prior) and cached in
 ``RUN/train_set.safetensors`` (``data.n_images`` images of ``data.render_size`` px as uint8 with their labels,
-converted to the camera frame: ``global_orient_cam = R_w2c R_go``, ``transl_cam = R_w2c transl + t_w2c``, exact
-because Anny's root sits at its origin before ``transl``). Each step draws ``optim.batch_size`` of them and crops
+converted to the camera frame: ``global_orient_cam = R_w2c R_go``, ``transl_cam = R_w2c transl + t_w2c``, about the point
+``global_orient`` turns the body, :func:`root_pivot`). Each step draws ``optim.batch_size`` of them and crops
 around the keypoints' box (:func:`~human3d.hmr.model.person_crop`) with random centre / scale jitter and a
 per-channel colour gain.
 
@@ -37,7 +42,8 @@ from human3d.hmr.model import (HMRNet, HMRNetConfig, crop_images, crop_keypoints
 from human3d.train.core import RunConfig, Trainer
 
 __all__ = ["HMRDataConfig", "HMRLossConfig", "HMRAdvConfig", "HMROptimConfig", "HMRConfig", "HMRTrainer",
-           "preset", "PRESETS", "render_training_set", "hmr_losses", "ROOT_KP"]  # fmt: skip
+           "preset", "PRESETS", "render_training_set", "hmr_losses", "ROOT_KP", "load_training_model",
+           "camera_frame", "root_pivot"]  # fmt: skip
 
 ROOT_KP = (11, 12)
 """COCO-17 hips: the root of the root-aligned 3D losses (their midpoint)."""
@@ -47,6 +53,13 @@ ROOT_KP = (11, 12)
 class HMRDataConfig(Config):
     """The pre-rendered synthetic training set and its augmentation."""
 
+    model: str = "anny"
+    """The body model trained for: ``"anny"``, or the path of an SMPL / SMPL-H / SMPL-X model file (or folder) of
+    family ``model_type``; the shape output is then its ``betas``."""
+    model_type: str = "smpl"
+    """Family of a ``model`` path: ``smpl``, ``smplh`` or ``smplx``."""
+    num_betas: int = 10
+    """Betas of an SMPL-family ``model`` (the regressor's shape size)."""
     n_images: int = 3000
     """Images rendered once (cached in the run folder)."""
     render_size: int = 128
@@ -75,6 +88,8 @@ class HMRDataConfig(Config):
             raise InvalidInputError(f"data.n_images: expected an int >= 8, got {self.n_images!r}")
         if not (isinstance(self.render_size, int) and 32 <= self.render_size <= 1024):
             raise InvalidInputError(f"data.render_size: expected an int in [32, 1024], got {self.render_size!r}")
+        if self.model != "anny" and self.model_type not in ("smpl", "smplh", "smplx"):
+            raise InvalidInputError(f"data.model_type: expected smpl, smplh or smplx, got {self.model_type!r}")
         lo, hi = self.jitter_scale
         if not (0 < lo <= hi):
             raise InvalidInputError(f"data.jitter_scale: expected 0 < lo <= hi, got {self.jitter_scale!r}")
@@ -158,14 +173,35 @@ def preset(name: str = "fast", **overrides) -> HMRConfig:
 
 
 # ------------------------------------------------------------------------------------------------------ data
-def camera_frame(params: dict[str, torch.Tensor], w2c: torch.Tensor) -> dict[str, torch.Tensor]:
-    """World-frame Anny parameters ``[N, ...]`` -> the same body in the camera frame of ``w2c`` [N, 4, 4]
-    (rotation about the body's origin, as Anny's ``global_orient`` is)."""
+def load_training_model(model: str = "anny", model_type: str = "smpl", num_betas: int = 10):
+    """The body model of ``data.model``: Anny, or the SMPL-family file at the path ``model`` (``model_type``)."""
+    from human3d.body import load_body_model
+
+    if model == "anny":
+        return load_body_model("anny")
+    return load_body_model(model_type, model_path=model, num_betas=num_betas)
+
+
+def root_pivot(model, params: dict[str, torch.Tensor]) -> torch.Tensor:
+    """The point ``[N, 3]`` ``global_orient`` turns the body about (before ``transl``): the root joint of the
+    un-rotated, un-translated body (Anny: its origin; SMPL family: the shape's pelvis)."""
+    z = {**params, "global_orient": torch.zeros_like(params["global_orient"]),
+         "transl": torch.zeros_like(params["transl"])}  # fmt: skip
+    with torch.no_grad():
+        return model(z).joints[:, 0].to(params["transl"])
+
+
+def camera_frame(params: dict[str, torch.Tensor], w2c: torch.Tensor, pivot: torch.Tensor | None = None
+                 ) -> dict[str, torch.Tensor]:  # fmt: skip
+    """World-frame body parameters ``[N, ...]`` -> the same body in the camera frame of ``w2c`` [N, 4, 4].
+    ``pivot`` [N, 3]: the point ``global_orient`` turns about (:func:`root_pivot`; None: the origin, Anny's):
+    ``R_go' = R R_go``, ``transl' = R (pivot + transl) + t - pivot``."""
     from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angle
 
     R, t = w2c[:, :3, :3], w2c[:, :3, 3]
     go = matrix_to_axis_angle(R @ axis_angle_to_matrix(params["global_orient"]))
-    return {**params, "global_orient": go, "transl": (R @ params["transl"][..., None])[..., 0] + t}
+    c = torch.zeros_like(params["transl"]) if pivot is None else pivot
+    return {**params, "global_orient": go, "transl": (R @ (params["transl"] + c)[..., None])[..., 0] + t - c}
 
 
 def render_training_set(model, n: int, size: int, seed: int, clips, prior_fraction: float = 0.2,
@@ -173,7 +209,7 @@ def render_training_set(model, n: int, size: int, seed: int, clips, prior_fracti
                         progress: bool = True) -> dict[str, torch.Tensor]:  # fmt: skip
     """``n`` synthetic one-person images with camera-frame labels: ``images`` [N, H, W, 3] uint8, ``kp2d``
     [N, 17, 3] (u, v, flag 0 outside / 1 hidden / 2 visible), ``kp3d`` [N, 17, 3] camera frame, ``K`` [N, 3, 3],
-    ``global_orient`` / ``body_pose`` / ``phenotypes`` / ``transl`` (camera frame)."""
+    ``global_orient`` / ``body_pose`` / the shape (``phenotypes`` or ``betas``) / ``transl`` (camera frame)."""
     from tqdm import tqdm
 
     from human3d.synth import SynthConfig, SynthGenerator
@@ -190,7 +226,8 @@ def render_training_set(model, n: int, size: int, seed: int, clips, prior_fracti
             R, t = w2c[:, :3, :3], w2c[:, :3, 3]
             kp2d = batch.keypoints2d["coco17"][:, 0]
             ok = (kp2d[..., 2] > 0).sum(-1) >= min_keypoints
-            p = camera_frame({k: v[:, 0] for k, v in batch.params.items()}, w2c)
+            p0 = {k: v[:, 0] for k, v in batch.params.items()}
+            p = camera_frame(p0, w2c, root_pivot(model, p0))
             kp3d = (batch.keypoints3d["coco17"][:, 0] @ R.transpose(1, 2)) + t[:, None]
             rows = {"images": (batch.images * 255).round().to(torch.uint8), "kp2d": kp2d, "kp3d": kp3d,
                     "K": batch.cameras.K, **p}  # fmt: skip
@@ -218,8 +255,11 @@ def augment_crops(images: torch.Tensor, kp2d: torch.Tensor, size: int, g: torch.
     return crops, centre, side
 
 
-def hmr_losses(net: HMRNet, thetas: list[torch.Tensor], batch: dict, centre, side, kp_fn, space, w) -> tuple:
-    """The supervised losses over IEF iterations (module docstring) -> (total, info, final pose groups [B, G*3])."""
+def hmr_losses(net: HMRNet, thetas: list[torch.Tensor], batch: dict, centre, side, kp_fn, space, w,
+               shape_name: str = "phenotypes", shape_bounds: tuple[float, float] | None = (0.0, 1.0)) -> tuple:
+    """The supervised losses over IEF iterations (module docstring) -> (total, info, final pose groups [B, G*3]).
+    ``shape_name`` / ``shape_bounds``: the body model's shape parameter and its clamp
+    (:func:`~human3d.hmr.model.shape_facts`; Anny's phenotypes by default)."""
     from human3d.geometry.cameras import project_points
     from human3d.geometry.rotations import axis_angle_to_matrix
 
@@ -234,7 +274,7 @@ def hmr_losses(net: HMRNet, thetas: list[torch.Tensor], batch: dict, centre, sid
     for t, theta in enumerate(thetas, 1):
         dec = net.decode(theta)
         transl = weak_to_perspective(dec["cam"], centre, side, K)
-        p = to_model_params(dec, space, "phenotypes", transl)
+        p = to_model_params(dec, space, shape_name, transl, shape_bounds)
         X = kp_fn(p)["coco17"]  # [B, 17, 3] camera frame
         uv = project_points(X, K).uv
         pred = ((uv - centre[:, None]) / (0.5 * side[:, None, None])).clamp(-3, 3)
@@ -242,7 +282,7 @@ def hmr_losses(net: HMRNet, thetas: list[torch.Tensor], batch: dict, centre, sid
         rel = X - X[:, ROOT_KP].mean(1, keepdim=True)
         e3d = (rel - gt_rel).norm(dim=-1)
         lpose = ((dec["R_root"] - gt_root) ** 2).mean() + ((dec["R_groups"] - gt_groups) ** 2).mean()
-        lshape = ((dec["shape"] - batch["phenotypes"]) ** 2).mean()
+        lshape = ((dec["shape"] - batch[shape_name]) ** 2).mean()
         term = w.kp2d * l2d + w.kp3d * e3d.mean() + w.pose * lpose + w.shape * lshape
         total = total + (t / T) * term
         info[f"mpjpe_mm_{t}"] = float(e3d.detach().mean()) * 1000
@@ -260,15 +300,16 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
     def build(self) -> None:
         from generative.priors.adversarial import (AdversarialPosePrior, FactorisedDiscriminator,
                                                    FactorisedDiscriminatorConfig)  # fmt: skip
-        from human3d.body import load_body_model
         from human3d.fitting.priors import pose_space
+        from human3d.hmr.model import shape_facts
 
-        self.model = load_body_model("anny")
+        d = self.config.data
+        self.model = load_training_model(d.model, d.model_type, d.num_betas)
         self.space = pose_space(self.model)
         self.kp_fn = self.model.keypoint_function()
-        n_shape = self.model.parameter_shapes()["phenotypes"][0]
+        self.shape_name, n_shape, shape_mean, self.shape_bounds = shape_facts(self.model)
         G = self.space.num_groups
-        self.net = HMRNet(G, n_shape, self.config.net, self.space.mean).to(self.device)
+        self.net = HMRNet(G, n_shape, self.config.net, self.space.mean, shape_mean).to(self.device)
         o = self.config.optim
         self.opt = torch.optim.Adam(self.net.parameters(), lr=o.lr, weight_decay=o.weight_decay)
         a = self.config.adv
@@ -301,10 +342,11 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
     def pool(self) -> torch.Tensor:
         """Real pose groups ``[N, G*3]`` of the training clips (the discriminators' real data)."""
         if self._pool is None:
-            from human3d.fitting.lgd import training_clips
+            from human3d.fitting.lgd import model_mocap_poses, training_clips
             from human3d.fitting.synthetic import mocap_anny_poses
 
-            _, bp, _ = mocap_anny_poses(self.config.data.pool, self.run.seed, training_clips(), fps=10.0)
+            go, bp, _ = mocap_anny_poses(self.config.data.pool, self.run.seed, training_clips(), fps=10.0)
+            bp = model_mocap_poses(self.model, go, bp)[1]
             self._pool = self.space.groups_from_body_pose(bp.float()).reshape(bp.shape[0], -1).to(self.device)
         return self._pool
 
@@ -371,7 +413,8 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
     def step_losses(self, thetas, b: dict, idx: torch.Tensor, centre, side) -> tuple:
         """The step's supervised losses of batch ``b`` (images ``idx`` of the set): :func:`hmr_losses` (the hook
         :class:`~human3d.hmr.spin.SpinHMRTrainer` overrides) -> (total, info, final pose groups [B, G*3])."""
-        return hmr_losses(self.net, thetas, b, centre, side, self.kp_fn, self.space, self.config.loss)
+        return hmr_losses(self.net, thetas, b, centre, side, self.kp_fn, self.space, self.config.loss,
+                          self.shape_name, self.shape_bounds)
 
     # ---- state ----------------------------------------------------------------------------------------------------
     def state_tensors(self) -> dict[str, torch.Tensor]:
@@ -393,13 +436,16 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
     def card(self) -> dict:
         from human3d.fitting.lgd import training_clips
 
-        return {"kind": "hmr", "model": "anny", "skeleton": "coco17", "steps": self.step,
+        d = self.config.data
+        return {"kind": "hmr", "model": self.model.family, "shape_param": self.shape_name,
+                "n_shape": int(self.net.n_shape), "model_file": None if d.model == "anny" else str(d.model),
+                "skeleton": "coco17", "steps": self.step,
                 "train_seconds": round(self.elapsed, 1),
                 "n_parameters": sum(p.numel() for p in self.net.parameters()),
                 "training_clips": training_clips(), "config": self.config.to_dict(),
-                "data": "synthetic one-person Anny images (human3d.synth) rendered once: mocap poses of the training "
+                "data": f"synthetic one-person {self.model.family} images (human3d.synth) rendered once: mocap poses of the training "
                         "clips (human3d.motion.mocap HOLDOUT excluded) and the shipped Gaussian prior's samples, "
-                        "random phenotypes, cameras, clothing, backgrounds, occluders"}  # fmt: skip
+                        f"random {self.shape_name}, cameras, clothing, backgrounds, occluders"}  # fmt: skip
 
     def export_weights(self, path, card: dict | None = None) -> Path:
         """The regressor as safetensors + card, and the discriminators beside it (``<stem>_disc.safetensors``)."""

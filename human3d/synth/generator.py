@@ -42,7 +42,13 @@ __all__ = ["SynthConfig", "SynthBatch", "SynthGenerator", "PART_NAMES"]
 
 PART_NAMES = ("head", "torso", "upper_arm", "lower_arm", "hand", "hips", "upper_leg", "lower_leg", "foot")
 _PART_OF_PREFIX = {"clavicle": 1, "spine": 1, "shoulder": 1, "upperarm": 2, "lowerarm": 3, "wrist": 4, "finger": 4,
-                   "metacarpal": 4, "root": 5, "pelvis": 5, "upperleg": 6, "lowerleg": 7, "foot": 8, "toe": 8}  # fmt: skip
+                   "metacarpal": 4, "root": 5, "pelvis": 5, "upperleg": 6, "lowerleg": 7, "foot": 8, "toe": 8,
+                   # SMPL-family joint names (bone names of Anny above)
+                   "head": 0, "neck": 1, "collar": 1, "left_shoulder": 2, "right_shoulder": 2, "left_elbow": 3,
+                   "right_elbow": 3, "left_wrist": 4, "right_wrist": 4, "left_hand": 4, "right_hand": 4, "left_index": 4,
+                   "right_index": 4, "left_middle": 4, "right_middle": 4, "left_pinky": 4, "right_pinky": 4,
+                   "left_ring": 4, "right_ring": 4, "left_thumb": 4, "right_thumb": 4, "left_hip": 6, "right_hip": 6,
+                   "left_knee": 7, "right_knee": 7, "left_ankle": 8, "right_ankle": 8}  # fmt: skip
 # garments: 0 skin, 1 shirt, 2 trousers, 3 shoes; lower arm / lower leg are skin when sleeves / legs are short
 _GARMENT_OF_PART = (0, 1, 1, 1, 0, 2, 2, 2, 3)
 
@@ -132,6 +138,50 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     return torch.where(rows.any(-1)[..., None], box, torch.zeros_like(box))
 
 
+def _phenotypes(n: int, size: int, g: torch.Generator, child_fraction: float = 0.2) -> torch.Tensor:
+    """Anny phenotypes ``[n, 6]`` in [0, 1]: age child / adult by ``child_fraction``, proportions in [0.2, 0.8]."""
+    ph = torch.rand(n, size, generator=g)
+    child = torch.rand(n, generator=g) < child_fraction
+    ph[:, 1] = torch.where(child, 0.25 + 0.3 * ph[:, 1], 0.55 + 0.45 * ph[:, 1])  # age
+    ph[:, 5] = 0.2 + 0.6 * ph[:, 5]  # proportions
+    return ph
+
+
+def _betas(n: int, size: int, g: torch.Generator, child_fraction: float = 0.0) -> torch.Tensor:
+    """SMPL-family betas ``[n, size]``: N(0, 1) clipped to [-2, 2] (as :data:`human3d.fitting.lgd.SHAPE_SAMPLERS`)."""
+    from human3d.fitting.lgd import SHAPE_SAMPLERS as LGD_SHAPES
+
+    return LGD_SHAPES["betas"](n, size, g)
+
+
+SHAPE_SAMPLERS = {"phenotypes": _phenotypes, "betas": _betas}
+"""Random shapes per ``BodyModel.shape_param``: ``(n, size, generator, child_fraction) -> [n, size]``."""
+
+
+def keypoint_vertex_weights(model) -> tuple[list[str], torch.Tensor]:
+    """The keypoint names and their vertex weights ``[K, V]`` (how much of each keypoint is made of each surface
+    vertex; the visibility test's input): Anny's keypoint blends (:attr:`AnnyBody.keypoint_weights`); for the SMPL
+    family, a vertex keypoint is its vertex and a joint keypoint the rows of ``J_regressor`` that make the joint."""
+    if hasattr(model, "keypoint_weights"):
+        return list(model.keypoint_labels), model.keypoint_weights
+    V = model.num_vertices
+    jr = model.J_regressor.index_select(0, model.keypoint_joint_ids).float().cpu()  # [Kj, V]
+    onehot = F.one_hot(model.keypoint_vertex_ids.cpu(), V).float()  # [Kv, V]
+    return list(model._kp_names), torch.cat([jr, onehot])
+
+
+def _vertex_parts(model) -> torch.Tensor:
+    """Body part (:data:`PART_NAMES`) of each vertex ``[V]``: the part of its dominant skinning joint."""
+    names = list(model.joint_names)
+    bone_part = torch.tensor([next((p for k, p in _PART_OF_PREFIX.items() if n.startswith(k)), 0) for n in names])
+    if hasattr(model, "anny"):
+        a = model.anny
+        dominant = a.vertex_bone_indices.gather(1, a.vertex_bone_weights.argmax(1, keepdim=True))[:, 0]  # [V]
+    else:
+        dominant = model.lbs_weights.argmax(1)  # [V]
+    return bone_part[dominant.cpu()]
+
+
 class SynthGenerator:
     """Renders batches of synthetic humans (see the module docstring). ``model``: an Anny :class:`BodyModel`."""
 
@@ -140,19 +190,16 @@ class SynthGenerator:
             from human3d.body import load_body_model
 
             model = load_body_model("anny")
-        if getattr(model, "family", None) != "anny":
-            raise InvalidInputError(f"model: the synthetic generator renders Anny bodies, got family "
+        if getattr(model, "shape_param", None) not in SHAPE_SAMPLERS or not hasattr(model, "faces"):
+            raise InvalidInputError(f"model: the synthetic generator renders Anny and SMPL-family bodies, got "
                                     f"{getattr(model, 'family', type(model).__name__)!r}")  # fmt: skip
         self.model = model
         self.config = (config or SynthConfig()).validate()
         self.data_root = data_root
         self.faces = model.faces.long()  # [F, 3]
-        names = list(model.joint_names)
-        bone_part = torch.tensor([next((p for k, p in _PART_OF_PREFIX.items() if n.startswith(k)), 0) for n in names])
-        a = model.anny
-        dominant = a.vertex_bone_indices.gather(1, a.vertex_bone_weights.argmax(1, keepdim=True))[:, 0]  # [V]
-        self.vertex_part = bone_part[dominant.cpu()]  # [V] part id
-        self.kp_weights = model.keypoint_weights.abs().float().cpu()  # [23, V]
+        self.vertex_part = _vertex_parts(model)  # [V] part id
+        self.kp_labels, W = keypoint_vertex_weights(model)
+        self.kp_weights = W.abs().float().cpu()  # [K, V]
         self.kp_weights = self.kp_weights / self.kp_weights.sum(1, keepdim=True)
         self._poses = None
         self._prior = None
@@ -164,7 +211,9 @@ class SynthGenerator:
 
             clips = tuple(self.config.clips) or DEFAULT_CLIPS
             go, bp, _ = mocap_anny_poses(4096, seed=0, clips=clips, data_root=self.data_root, fps=10.0)
-            self._poses = (go.float(), bp.float())  # 4096 frames drawn from the clips at 10 fps
+            from human3d.fitting.lgd import model_mocap_poses
+
+            self._poses = model_mocap_poses(self.model, go, bp)  # 4096 frames at 10 fps (SMPL family: on its joints)
         go, bp = self._poses
         idx = torch.randint(0, go.shape[0], (n,), generator=g)
         return go[idx], bp[idx]
@@ -173,26 +222,27 @@ class SynthGenerator:
         if self._prior is None:
             from generative.priors.pose import load_pose_prior
 
-            self._prior = load_pose_prior(self.config.prior, model="anny")
+            self._prior = load_pose_prior(self.config.prior, model=self.model.prior_family)
         with torch.no_grad():
             bp = self._prior.to_body_pose(self._prior.sample(n, generator=g)).float()
+        jp = self.model.parameter_shapes()["body_pose"][0]
+        bp = F.pad(bp, (0, max(0, jp - bp.shape[1])))[:, :jp]  # SMPL: the prior's 21 joints, the hands at rest
         return torch.zeros(n, 3), bp  # upright (the prior scores body_pose only)
 
     def sample_people(self, n: int, g: torch.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Parameters of ``n`` people (before yaw and placement) and their pose source [n] (0 mocap, 1 prior)."""
         c = self.config
-        ph = torch.rand(n, 6, generator=g)
-        child = torch.rand(n, generator=g) < c.child_fraction
-        ph[:, 1] = torch.where(child, 0.25 + 0.3 * ph[:, 1], 0.55 + 0.45 * ph[:, 1])  # age
-        ph[:, 5] = 0.2 + 0.6 * ph[:, 5]  # proportions
+        shapes = self.model.parameter_shapes()
+        sp = self.model.shape_param
+        shape = SHAPE_SAMPLERS[sp](n, shapes[sp][0], g, c.child_fraction)
         source = (torch.rand(n, generator=g) < c.prior_fraction).long()
-        jp = self.model.parameter_shapes()["body_pose"][0]
+        jp = shapes["body_pose"][0]
         go, bp = torch.zeros(n, 3), torch.zeros(n, jp)
         for src, draw in ((0, self._mocap), (1, self._prior_poses)):
             k = int((source == src).sum())
             if k:
                 go[source == src], bp[source == src] = draw(k, g)
-        return {"global_orient": go, "body_pose": bp, "phenotypes": ph}, source
+        return {"global_orient": go, "body_pose": bp, sp: shape}, source
 
     # ---- the batch ------------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -290,7 +340,7 @@ class SynthGenerator:
         img = (img + c.noise * torch.randn(img.shape, generator=g)).clamp(0, 1)
         masks = (pid[:, None] == torch.arange(P)[None, :, None, None]) & ~occ[:, None]  # [B, P, H, W]
         # --- keypoints ----------------------------------------------------------------------------------------------
-        names = self.model.keypoint_labels
+        names = self.kp_labels
         kp2d, kp3d_out = {}, {}
         from human3d.body.skeletons import MIDPOINTS, skeleton_names
 

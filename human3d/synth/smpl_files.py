@@ -156,3 +156,15 @@ def make_model_from_anny(num_shape: int = 10, samples: int = 64, seed: int = 0, 
     from human3d.fitting.synthetic import smpl_data_from_anny
 
     return smpl_data_from_anny(num_betas=num_shape, samples=samples, seed=seed, dtype=dtype)
+
+
+def anny_smpl_model(folder, num_shape: int = 10):
+    """The SMPL model of the Anny-derived SMPL-format file (:func:`make_model_from_anny`), written once to
+    ``folder/SMPL_NEUTRAL.pkl`` (reused when present) and read by the SMPL loader."""
+    from human3d.body.smpl import SMPL
+
+    path = Path(folder) / "SMPL_NEUTRAL.pkl"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_pickle(path, make_model_from_anny(num_shape=num_shape))
+    return SMPL(path)

@@ -24,6 +24,15 @@ backgrounds; keypoints = the exact projections of the keypoints inside the image
 * ``lgd``: SMPLify with ``optimizer="lgd"``; ``lgd (init hmr)``: the same with HMR's hypothesis.
 
 ``--images-only`` skips the keypoint-only table.
+
+``--smpl`` gives the same image table for the SMPL family on the Anny-derived SMPL-format file
+(:func:`human3d.synth.smpl_files.anny_smpl_model`, written into ``--cache``): we cannot ship SMPL-family weights
+(users' SMPL files are licensed), so HMR (``data.model`` = that file, ``--hmr-minutes`` of process CPU, a
+``--hmr-images`` pre-rendered set) and LGD (``--lgd-minutes``) are trained into ``--cache/hmr`` and ``--cache/lgd``
+first, each reused when its weights are there; the held-out people are rendered with SMPL bodies (random betas,
+the same held-out clips mapped onto SMPL's joints)::
+
+    python tools/bench/hmr.py --smpl [--cache .cache/hmr_smpl] [--hmr-minutes 10] [--lgd-minutes 6] [--n 32]
 """
 
 from __future__ import annotations
@@ -75,7 +84,16 @@ def main(argv=None) -> int:
     ap.add_argument("--images", action="store_true", help="also the table on rendered people (HMR rows)")
     ap.add_argument("--images-only", action="store_true", help="only the table on rendered people")
     ap.add_argument("--hmr-weights", help="HMR weights (default: the shipped ones)")
+    ap.add_argument("--smpl", action="store_true", help="the image table on the Anny-derived SMPL-format file "
+                    "(HMR and LGD trained for it into --cache first)")
+    ap.add_argument("--cache", default=".cache/hmr_smpl", help="--smpl: folder of the model file and the runs")
+    ap.add_argument("--hmr-minutes", type=float, default=10.0, help="--smpl: HMR's process-CPU training budget")
+    ap.add_argument("--hmr-images", type=int, default=1500, help="--smpl: HMR's pre-rendered training images")
+    ap.add_argument("--lgd-minutes", type=float, default=6.0, help="--smpl: LGD's process-CPU training budget")
     a = ap.parse_args(argv)
+    if a.smpl:
+        torch.set_num_threads(a.threads)
+        return smpl_table(a)
     if a.images_only:
         torch.set_num_threads(a.threads)
         return image_table(a)
@@ -162,15 +180,51 @@ def print_rows(title: str, rows: dict, secs: dict, count: int) -> dict:
     return out
 
 
-def image_table(a) -> int:
-    """The table on rendered held-out people (module docstring)."""
+def smpl_models(a):
+    """``(model, hmr weights, lgd weights)`` for ``--smpl``: the Anny-derived SMPL file and the runs in ``--cache``
+    (trained when their weights are missing, resumed when interrupted)."""
+    from human3d.hmr.lgd_trainer import LGDTrainer
+    from human3d.hmr.lgd_trainer import preset as lgd_preset
+    from human3d.hmr.trainer import HMRTrainer
+    from human3d.hmr.trainer import preset as hmr_preset
+    from human3d.synth.smpl_files import anny_smpl_model
+
+    cache = Path(a.cache)
+    model = anny_smpl_model(cache)
+    file = str(cache / "SMPL_NEUTRAL.pkl")
+    runs = ((HMRTrainer, hmr_preset, "hmr", a.hmr_minutes, 8000, {"data.n_images": a.hmr_images}),
+            (LGDTrainer, lgd_preset, "lgd", a.lgd_minutes, 100000, {}))
+    weights = []
+    for cls, make, name, minutes, steps, extra in runs:
+        w = cache / name / f"{name}.safetensors"
+        if not w.is_file():
+            print(f"training {name} for the SMPL file: {minutes} process-CPU minutes into {cache / name}", flush=True)
+            cfg = make("fast", **{"data.model": file, **extra}).replace(**{
+                "run.time_budget_s": minutes * 60, "run.budget_clock": "process", "run.max_steps": steps,
+                "run.threads": a.threads})  # fmt: skip
+            cls(cache / name, config=cfg).train()
+        weights.append(str(w))
+    return model, weights[0], weights[1]
+
+
+def smpl_table(a) -> int:
+    """``--smpl``: the image table on the Anny-derived SMPL-format file (module docstring)."""
+    model, hmr_w, lgd_w = smpl_models(a)
+    return image_table(a, model, hmr_w, lgd_w, "SMPL (Anny-derived file)")
+
+
+def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = "Anny") -> int:
+    """The table on rendered held-out people (module docstring) for ``model`` (None: Anny) with those weights
+    (None: ``--hmr-weights`` / the shipped ones)."""
     import numpy as np
 
     from human3d.hmr.predict import load_hmr, predict_people
     from human3d.hmr.trainer import render_training_set
 
-    model = load_body_model("anny")
-    net = load_hmr(a.hmr_weights)
+    model = model if model is not None else load_body_model("anny")
+    hmr_weights = hmr_weights or a.hmr_weights
+    lgd = {} if lgd_weights is None else {"lgd_weights": lgd_weights}
+    net = load_hmr(hmr_weights)
     rows, secs, add = recorder(model)
     count = 0
 
@@ -193,13 +247,14 @@ def image_table(a) -> int:
             add("smplify (default)", r.params, t, gt)
             r, t2 = cpu_timed(lambda: fit(init=pred))
             add("smplify (init hmr)", r.params, t_hmr + t2, gt)  # HMR's forward pass counted
-            r, t3 = cpu_timed(lambda: fit(optimizer="lgd"))
+            r, t3 = cpu_timed(lambda: fit(optimizer="lgd", **lgd))
             add("lgd", r.params, t3, gt)
-            r, t4 = cpu_timed(lambda: fit(optimizer="lgd", init=pred))
+            r, t4 = cpu_timed(lambda: fit(optimizer="lgd", init=pred, **lgd))
             add("lgd (init hmr)", r.params, t_hmr + t4, gt)
             print(f"  {clip_name} seed {seed}: done", flush=True)
-    title = (f"Anny, {count} rendered held-out people ({a.clips}), 128 px images, prior {a.prior}, batch {a.n}, "
-             f"{a.threads} thread(s); HMR weights {a.hmr_weights or 'shipped'}")  # fmt: skip
+    title = (f"{label}, {count} rendered held-out people ({a.clips}), 128 px images, prior {a.prior}, batch {a.n}, "
+             f"{a.threads} thread(s); HMR weights {hmr_weights or 'shipped'}"
+             + (f", LGD weights {lgd_weights}" if lgd_weights else ""))  # fmt: skip
     out = print_rows(title, rows, secs, count)
     if a.json:
         p = Path(a.json)
