@@ -76,6 +76,9 @@ def fit(
     init: InitName = typer.Option(InitName.default, "--init", help="Starting hypotheses: default (camera init "
                                   "on the torso, both facings, restarts) or hmr (also the HMR regressor's "
                                   "prediction per person, human3d.hmr; each person keeps the lower energy)."),
+    hmr_weights: Optional[Path] = typer.Option(None, "--hmr-weights", help="--init hmr: HMR weights "
+                                               "(RUN/hmr.safetensors of `human3d hmr train`; SMPL-family models "
+                                               "need weights trained for them). Default: the shipped Anny ones."),
     retries: RetryName = typer.Option(RetryName.flagged, "--retries", help="Refit from the flipped facing and the "
                                       "mirrored pose: flagged (default: persons whose fit fails a plausibility "
                                       "check - joint limits, limbs through each other, depth order against the "
@@ -139,7 +142,7 @@ def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, 
         cfg = SMPLifyConfig().replace(**changes)
         body, initializer = model.value, None
         if init is InitName.hmr:
-            body, initializer = _hmr(model.value, model_path, gender, device)
+            body, initializer = _hmr(model.value, model_path, gender, device, hmr_weights)
         run = fit_images(images, keypoints, out, model=body, model_path=model_path, focal=focal,
                          prior=prior_kind, config=cfg, mask=mask, overlays=overlays, progress=not quiet,
                          gender=gender, log=None if quiet else say, device=device,
@@ -178,7 +181,7 @@ def _why(rec: dict) -> str:
     return "; ".join(reasons + list(rec.get("warnings") or [])) or "nothing to fit"
 
 
-def _hmr(model: str, model_path, gender: str, device: str):
+def _hmr(model: str, model_path, gender: str, device: str, weights=None):
     """``--init hmr``: the body model and the HMR regressor's initializer for it (human3d.hmr.predict)."""
     from generative.training import select_device
 
@@ -191,7 +194,7 @@ def _hmr(model: str, model_path, gender: str, device: str):
         raise InvalidInputError(f"--init hmr: the HMR regressor is not available in this install "
                                 f"(human3d.hmr.predict: {e}); use --init default") from None  # fmt: skip
     body = load_body_model(model, model_path=model_path, gender=gender, device=select_device(device))
-    init = hmr_initializer(body)
+    init = hmr_initializer(body, weights)
     init.name = "hmr"  # recorded in summary.json's settings (--resume checks it)
     return body, init
 
