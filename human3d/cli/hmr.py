@@ -34,7 +34,11 @@ def predict(
     out: Path = typer.Option(Path("outputs/hmr"), "--out", "-o", help="Output folder: summary.json and one "
                              "sub-folder per image with parameters (.npz/.json), meshes (.obj) and overlays."),
     weights: Optional[Path] = typer.Option(None, "--weights", help="HMR weights (.safetensors written by `human3d "
-                                           "hmr train`, RUN/hmr.safetensors). Default: the shipped ones."),
+                                           "hmr train`, RUN/hmr.safetensors). Default: the shipped ones (Anny)."),
+    model: str = typer.Option("anny", "--model", "-m", help="Body model the weights were trained for: anny, or "
+                              "smpl/smplh/smplx with --model-path (weights from `human3d hmr train --set "
+                              "data.model=PATH`)."),
+    model_path: Optional[Path] = typer.Option(None, "--model-path", help="SMPL-family model file or folder."),
     focal: Optional[float] = typer.Option(None, "--focal", min=1e-3, help="Focal length in pixels. Default: from "
                                           "EXIF, else the image diagonal (as `human3d fit`)."),
     detect: bool = typer.Option(True, "--detect/--no-detect", help="Without --keypoints: run the shipped detector "
@@ -42,9 +46,12 @@ def predict(
     overlays: bool = typer.Option(True, "--overlays/--no-overlays", help="Write overlay PNGs."),
     progress: bool = PROGRESS,
 ) -> None:
-    """Predict the Anny body of every person in IMAGES with the HMR regressor (one batched forward pass, no
-    optimisation); writes the same files as `human3d fit`."""
+    """Predict the body (Anny, or the SMPL-family model the weights were trained for) of every person in IMAGES
+    with the HMR regressor (one batched forward pass, no optimisation); writes the same files as `human3d fit`."""
+    from human3d.body import load_body_model
     from human3d.hmr.predict import predict_files
+
+    body = load_body_model(model, model_path=model_path)
 
     check_output_dir(out)
     detector = None
@@ -53,7 +60,7 @@ def predict(
 
         detector = lambda ims: keypoints_or_detect(ims, progress=progress)  # noqa: E731
     s = predict_files(images, keypoints, out, weights=weights, focal=focal, overlays=overlays, progress=progress,
-                      detector=detector, log=say if progress else None)  # fmt: skip
+                      detector=detector, log=say if progress else None, body_model=body)  # fmt: skip
     errors = [f"{rec['name']}: {rec['error']}" for rec in s["images"] if rec["error"]]
     if s["persons"] == 0:
         from human3d.errors import DatasetError

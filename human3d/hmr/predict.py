@@ -172,7 +172,8 @@ def coco17(kp: torch.Tensor) -> torch.Tensor:
 
 
 def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, focal: float | None = None,
-                  overlays: bool = True, progress: bool = True, detector=None, log=print) -> dict:  # fmt: skip
+                  overlays: bool = True, progress: bool = True, detector=None, log=print,
+                  body_model=None) -> dict:  # fmt: skip
     """``human3d hmr predict``: every person of ``images`` (a file or folder) from one forward pass; writes what
     ``human3d fit`` writes -- ``NAME/person_XX.npz`` / ``.json`` (smplx names), ``.obj``, ``_overlay.png``,
     ``NAME/overlay.png`` and ``summary.json`` -- and returns the summary.
@@ -196,7 +197,8 @@ def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, f
     log = log or (lambda *a, **k: None)
     out_dir = Path(out_dir)
     net = load_hmr(weights)
-    body = load_body_model("anny")
+    body = body_model if body_model is not None else load_body_model("anny")  # the weights' model (checked)
+    _check_model(net, body)
     if keypoints is not None:
         items = load_keypoint_inputs(images, keypoints)
     elif detector is not None:
@@ -280,7 +282,7 @@ def predict_files(images, keypoints=None, out_dir="outputs/hmr", weights=None, f
                 rec["overlay"] = str(save_png(out_dir / rec["name"] / "overlay.png", combined).relative_to(out_dir))
             except (Human3DError, OSError, ValueError) as e:
                 rec["warnings"].append(f"overlay: {type(e).__name__}: {e}")
-    summary = {"method": "hmr", "model": "anny", "weights": str(weights) if weights else DEFAULT_WEIGHTS,
+    summary = {"method": "hmr", "model": body.family, "weights": str(weights) if weights else DEFAULT_WEIGHTS,
                "images": records, "persons": P, "predict_time_s": round(t_pred, 4),
                "seconds_per_person": round(t_pred / P, 5) if P else None,
                "total_time_s": round(time.perf_counter() - t0, 3),

@@ -258,3 +258,26 @@ def test_briefly_trained_smpl_lgd_beats_gradient_descent(smpl_model, anny_model,
     syn = make_synthetic_set(anny_model, 2, seed=1)
     with pytest.raises(InvalidInputError, match="trained for a 'smpl' model"):
         smplify(anny_model, syn.keypoints2d, syn.K, prior="simple", optimizer="lgd", lgd_weights=str(w))
+
+
+def test_cli_predict_and_fit_take_smpl_weights(smpl_hmr, smpl_model, tmp_path):
+    """``human3d hmr predict --model smpl --model-path F --weights W`` writes SMPL parameters; the shipped Anny
+    weights on that model, and the SMPL weights on Anny, exit with the one clear error."""
+    from typer.testing import CliRunner
+
+    from human3d.cli.main import app
+    from human3d.render.overlay import save_png
+
+    tr, _, _ = smpl_hmr
+    w = str(tr.out / "hmr.safetensors")
+    s = tr.train_set()
+    save_png(tmp_path / "p.png", s["images"][0].numpy())
+    common = [str(tmp_path / "p.png"), "--no-detect", "--no-overlays", "--no-progress"]
+    smpl = ["--model", "smpl", "--model-path", str(smpl_model.model_file)]
+    r = CliRunner().invoke(app, ["hmr", "predict", *common, *smpl, "--weights", w, "--out", str(tmp_path / "a")])
+    assert r.exit_code == 0, r.output
+    summary = __import__("json").loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["model"] == "smpl" and summary["persons"] == 1
+    for args in (smpl, ["--weights", w]):  # shipped Anny weights on SMPL; SMPL weights on Anny
+        r = CliRunner().invoke(app, ["hmr", "predict", *common, *args, "--out", str(tmp_path / "b")])
+        assert r.exit_code != 0 and "body_model: the HMR weights are for a" in r.output, r.output
