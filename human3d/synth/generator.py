@@ -1,4 +1,12 @@
-"""Synthetic humans: Anny bodies rendered by :mod:`human3d.render.rasterizer` with exact labels.
+"""Synthetic humans: Anny or SMPL-family bodies rendered by :mod:`human3d.render.rasterizer` with exact labels.
+
+**SMPL family** (a loaded SMPL / SMPL-H / SMPL-X :class:`BodyModel`, e.g. the Anny-derived SMPL-format file of
+:func:`human3d.synth.smpl_files.anny_smpl_model`): shapes are betas ``N(0, 1)`` clipped to [-2, 2]
+(:data:`SHAPE_SAMPLERS`), mocap poses are mapped onto the SMPL joints as :mod:`human3d.fitting.synthetic` does
+(:func:`human3d.fitting.lgd.model_mocap_poses`), prior poses come from the shipped SMPL-family priors
+(``BodyModel.prior_family``; the hand joints at rest), parts come from the dominant skinning joint, and keypoint
+visibility weights a joint keypoint by its ``J_regressor`` row (:func:`keypoint_vertex_weights`). Everything
+below holds for both.
 
 What a batch holds (``B`` images, up to ``P = max_people`` people each; the main person is slot 0):
 
@@ -183,7 +191,8 @@ def _vertex_parts(model) -> torch.Tensor:
 
 
 class SynthGenerator:
-    """Renders batches of synthetic humans (see the module docstring). ``model``: an Anny :class:`BodyModel`."""
+    """Renders batches of synthetic humans (see the module docstring). ``model``: an Anny or SMPL-family
+    :class:`BodyModel` (None: Anny)."""
 
     def __init__(self, model=None, config: SynthConfig | None = None, data_root=None):
         if model is None:

@@ -8,6 +8,10 @@ Runs :class:`human3d.hmr.trainer.HMRTrainer` (preset ``fast``: a pre-rendered sy
 training clips only -- the ``HOLDOUT`` clips of ``tools/bench/hmr.py`` are never read) for a time budget (the
 rendering of the set is outside it), then writes the weights and their JSON provenance cards into
 ``human3d/hmr/weights/`` (``--no-ship``: only into the run folder). Resumes an existing ``--out``.
+
+SMPL family: ``--set data.model=PATH`` (an SMPL / SMPL-H / SMPL-X file; ``data.model_type``, ``data.num_betas``)
+with ``--no-ship`` (users' SMPL files are licensed: no SMPL-family weights ship; ``tools/bench/hmr.py --smpl``
+trains them on the Anny-derived file).
 """
 
 from __future__ import annotations

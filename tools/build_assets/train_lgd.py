@@ -5,6 +5,10 @@
 Runs :class:`human3d.hmr.lgd_trainer.LGDTrainer` (preset ``fast``: mocap poses of the training clips only, random
 Anny shapes and cameras, no images) for a process-CPU time budget, then writes the network and a JSON provenance
 card into ``human3d/fitting/weights/`` (``--no-ship``: only into the run folder). Resumes an existing ``--out``.
+
+SMPL family: ``--set data.model=PATH`` (an SMPL / SMPL-H / SMPL-X file; ``data.model_type``, ``data.num_betas``)
+with ``--no-ship`` (users' SMPL files are licensed: no SMPL-family weights ship; ``tools/bench/hmr.py --smpl``
+trains them on the Anny-derived file).
 """
 
 from __future__ import annotations
