@@ -72,7 +72,9 @@ class SurfaceFitConfig(Config):
 
 
 PRESETS: dict[str, dict] = {
-    "fast": {},
+    # 12 levels 8 -> 512 with 2^19 entries: the armadillo needs the finer, less-colliding grid (2^15 / 128 reached only
+    # 0.61 % of the diagonal in 3 CPU minutes; see tools/bench/results/implicit.txt)
+    "fast": {"hash_levels": 12, "hash_max_resolution": 512, "hash_log2_table_size": 19},
     "igr": {"method": "igr", "lr": 5e-3, "hidden": 128, "n_layers": 4, "run.max_steps": 1000},
 }
 
