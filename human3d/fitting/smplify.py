@@ -19,10 +19,11 @@ Stages (Bogo et al., ECCV 2016, "Keep it SMPL"; Pavlakos et al., CVPR 2019, SMPL
    from perturbed limb poses and keeps, per person, the run with the lowest data + prior energy.
 
 3. **Hypotheses** (:mod:`~human3d.fitting.hypotheses`). A given ``init`` (e.g. an HMR regressor's prediction)
-   is stage 2 run once more from it, next to the default; a fit failing a plausibility check (joint limits,
-   interpenetrating limbs, a depth order contradicting the keypoints' visibility) is retried from stage 1's
-   other facing (``flip``) and from its mirrored pose (``mirror``). Each person keeps the hypothesis with the
-   lowest ranking energy; ``SMPLifyResult.hypotheses`` says which won and every one's energy. Per-iteration
+   is stage 2 run once more from it, next to the default; a default fit failing a plausibility check (joint
+   limits, interpenetrating limbs, a depth order contradicting the keypoints' visibility) is retried from stage
+   1's other facing (``flip``) and from its mirrored pose (``mirror``). Each person keeps the hypothesis with the
+   lowest ranking energy, so an ``init`` never leaves a higher energy than the fit without it (with
+   ``default_hypothesis=False`` the checks and retries apply to the init's fit); ``SMPLifyResult.hypotheses`` says which won and every one's energy. Per-iteration
    records of both stages (reprojection pixels, prior energy, weight schedules) are in ``SMPLifyResult.trace``.
 
 Energy per person (residuals in units of the person's size ``s``, the longer side of the confident keypoints'
@@ -184,7 +185,7 @@ class _Fit:
     winner: torch.Tensor  # [N] index into names
     ranks: torch.Tensor  # [N, H] ranking energy per hypothesis (inf: not tried)
     checks: FitChecks  # of the chosen fit
-    flagged_before: torch.Tensor  # [N] bool: the checks failed on the best of default (+ init) before retries
+    flagged_before: torch.Tensor  # [N] bool: the checks failed before retries (on the default fit; init-only: the init's)
 
 
 def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit | None:
@@ -229,7 +230,9 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit |
             part = select([stage2(pbj, stage_rigid(pbj, *init_camera(pbj)), g, Progress(False, 0))
                            for g in restart_poses(pbj, cfg.restarts)])  # fmt: skip
             cands = {"default": scatter(cands["init"], part, j), **cands}
-    best, _, _ = choose(cands)
+    # The retries start from the default fit when it ran (so an init only adds a candidate: the result is never
+    # higher in energy than without it), else from the init's.
+    best = cands["default"] if default else choose(cands)[0]
     checks = _checks(pb, best, cfg)
     flagged = checks.flagged
     todo = torch.ones_like(flagged) if cfg.retry_all else flagged
@@ -242,7 +245,7 @@ def _fit(model, inputs: FitInputs, term, cfg: SMPLifyConfig, progress) -> _Fit |
     if cfg.check_weight > 0 and len(cands) > 1:  # failed checks count against a hypothesis
         cands = {n: replace(c, rank=c.rank + cfg.check_weight * _checks(pb, c, cfg).total) for n, c in cands.items()}
     best, winner, ranks = choose(cands)
-    if len(cands) > 1:
+    if len(cands) > 1 or not default:
         checks = _checks(pb, best, cfg)
     return _Fit(idx, rigid, best, list(cands), winner, ranks, checks, flagged)
 
