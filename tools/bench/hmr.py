@@ -150,6 +150,22 @@ def main(argv=None) -> int:
     return 0
 
 
+def heldout_people(model, n: int, size: int, seed: int, clips, noise_px: float = 2.0):
+    """The rendered held-out protocol: ``n`` one-person ``size`` px images of ``clips`` (render seed ``1000 + seed``,
+    whole body in frame, >= 8 keypoints inside), keypoints = the exact projections of those inside the image plus
+    ``noise_px`` Gaussian noise per axis (confidence 1). Returns ``(kp [n, 17, 3], K [n, 3, 3], kp3d [n, 17, 3]
+    camera frame, images: list of [size, size, 3] uint8 arrays)``."""
+    from human3d.hmr.trainer import render_training_set
+
+    s = render_training_set(model, n, size, seed=1000 + seed, clips=clips, prior_fraction=0.0, out_of_frame=0.0,
+                            min_keypoints=8, progress=False)  # fmt: skip
+    g = torch.Generator().manual_seed(seed)
+    on = (s["kp2d"][..., 2] > 0).float()
+    kp = torch.cat([s["kp2d"][..., :2] + noise_px * torch.randn(s["kp2d"][..., :2].shape, generator=g),
+                    on[..., None]], -1)  # fmt: skip
+    return kp, s["K"], s["kp3d"], [im.numpy() for im in s["images"]]
+
+
 def recorder(model):
     """``(rows, secs, add)``: ``add(name, params, seconds, gt)`` appends the persons' PA-MPJPE (mm) to ``rows[name]``
     and the seconds to ``secs[name]``."""
@@ -219,7 +235,6 @@ def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = 
     import numpy as np
 
     from human3d.hmr.predict import load_hmr, predict_people
-    from human3d.hmr.trainer import render_training_set
 
     model = model if model is not None else load_body_model("anny")
     hmr_weights = hmr_weights or a.hmr_weights
@@ -230,16 +245,9 @@ def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = 
 
     for clip_name, clips in clip_sets(a.clips):
         for seed in [int(s) for s in a.seeds.split(",")]:
-            s = render_training_set(model, a.n, 128, seed=1000 + seed, clips=clips, prior_fraction=0.0,
-                                    out_of_frame=0.0, min_keypoints=8, progress=False)  # fmt: skip
-            g = torch.Generator().manual_seed(seed)
-            on = (s["kp2d"][..., 2] > 0).float()
-            kp = torch.cat([s["kp2d"][..., :2] + 2.0 * torch.randn(s["kp2d"][..., :2].shape, generator=g),
-                            on[..., None]], -1)  # fmt: skip
-            K, gt = s["K"], s["kp3d"]
+            kp, K, gt, imgs = heldout_people(model, a.n, 128, seed, clips)
             n = kp.shape[0]
             count += n
-            imgs = [im.numpy() for im in s["images"]]
             pred, t_hmr = cpu_timed(lambda: predict_people(net, model, imgs, np.arange(n), K, keypoints=kp))
             add("hmr (alone)", pred, t_hmr, gt)
             fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, image_size=(128, 128), **kw)  # noqa: E731

@@ -43,22 +43,15 @@ def main(argv=None) -> int:
     from human3d.body import load_body_model
     from human3d.fitting import smplify
     from human3d.hmr.predict import load_hmr, predict_people
-    from human3d.hmr.trainer import render_training_set
 
     b = bench_hmr()
     model, net = load_body_model("anny"), load_hmr(None)
     rows, secs, add = b.recorder(model)
     count = 0
     for name, clips in b.clip_sets(a.clips):
-        s = render_training_set(model, a.n, a.size, seed=1000 + a.seed, clips=clips, prior_fraction=0.0,
-                                out_of_frame=0.0, min_keypoints=8, progress=False)  # fmt: skip
-        g = torch.Generator().manual_seed(a.seed)
-        on = (s["kp2d"][..., 2] > 0).float()
-        kp = torch.cat([s["kp2d"][..., :2] + a.noise * torch.randn(s["kp2d"][..., :2].shape, generator=g),
-                        on[..., None]], -1)  # fmt: skip
-        K, gt, n = s["K"], s["kp3d"], kp.shape[0]
+        kp, K, gt, imgs = b.heldout_people(model, a.n, a.size, a.seed, clips, a.noise)
+        n = kp.shape[0]
         count += n
-        imgs = [im.numpy() for im in s["images"]]
         pred, t_hmr = b.cpu_timed(lambda: predict_people(net, model, imgs, np.arange(n), K, keypoints=kp))
         add("hmr (alone)", pred, t_hmr, gt)
         fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, image_size=(a.size, a.size), **kw)  # noqa: E731

@@ -92,7 +92,6 @@ def evaluate(a) -> int:
     from human3d.body import load_body_model
     from human3d.fitting import smplify
     from human3d.hmr.predict import load_hmr, predict_people
-    from human3d.hmr.trainer import render_training_set
 
     bh = bench_hmr()
     torch.set_num_threads(1)
@@ -102,16 +101,9 @@ def evaluate(a) -> int:
     count = 0
     for clip_name, clips in bh.clip_sets(a.clips):
         for seed in [int(s) for s in a.seeds.split(",")]:
-            s = render_training_set(model, a.n, 128, seed=1000 + seed, clips=clips, prior_fraction=0.0,
-                                    out_of_frame=0.0, min_keypoints=8, progress=False)  # fmt: skip
-            g = torch.Generator().manual_seed(seed)
-            on = (s["kp2d"][..., 2] > 0).float()
-            kp = torch.cat([s["kp2d"][..., :2] + 2.0 * torch.randn(s["kp2d"][..., :2].shape, generator=g),
-                            on[..., None]], -1)  # fmt: skip
-            K, gt = s["K"], s["kp3d"]
+            kp, K, gt, imgs = bh.heldout_people(model, a.n, 128, seed, clips)
             n = kp.shape[0]
             count += n
-            imgs = [im.numpy() for im in s["images"]]
             for v, net in nets.items():
                 pred, t = bh.cpu_timed(lambda: predict_people(net, model, imgs, np.arange(n), K, keypoints=kp))
                 add(f"hmr, {v}", pred, t, gt)
