@@ -89,3 +89,42 @@ def _synthetic_colmap(root, n_images=9, W=40, H=30, n_points=200, distort=False)
 def synthetic_colmap():
     """The factory ``synthetic_colmap(root, n_images=9, W=40, H=30, n_points=200, distort=False) -> ColmapModel``."""
     return _synthetic_colmap
+
+
+def _check_lgd_gradient(pb, rigid, g0, generator, trials: int = 1, groups_scale: float = 0.2) -> None:
+    """LGD's gradient input (:func:`human3d.fitting.lgd.reprojection_gradient`, autograd) against central finite
+    differences of the energy along random directions, per variable block, at a state away from stage 1's (where
+    every variable matters); persons are independent, so the check is per person."""
+    import torch
+
+    from human3d.fitting.lgd import LGDState, initial_state, reprojection_energy_of, reprojection_gradient
+
+    s0 = initial_state(pb, rigid, g0)
+    B = s0.transl.shape[0]
+    state = LGDState(s0.groups + groups_scale * torch.randn(s0.groups.shape, generator=generator),
+                     0.1 * torch.randn(B, 3, generator=generator), s0.transl + 0.05 * torch.randn(B, 3, generator=generator),
+                     0.3 * torch.randn(s0.z.shape, generator=generator))  # fmt: skip
+    for t in state.tensors():
+        t.requires_grad_(True)
+    grads, e, _ = reprojection_gradient(pb, state, rigid.R_body)
+    assert all(torch.isfinite(g).all() for g in grads) and bool((e > 0).all())
+    h = 1e-3
+    for i in range(len(grads)):
+        for _ in range(trials):
+            d = torch.randn(state.tensors()[i].shape, generator=generator)
+
+            def energy(sign, i=i, d=d):
+                ts = [t.detach().clone() for t in state.tensors()]
+                ts[i] = ts[i] + sign * h * d
+                with torch.no_grad():
+                    return reprojection_energy_of(pb, LGDState(*ts), rigid.R_body)[0].double()
+
+            fd = (energy(1) - energy(-1)) / (2 * h)  # [B]
+            an = (grads[i].double() * d.double()).flatten(1).sum(1)
+            assert torch.allclose(an, fd, rtol=0.03, atol=0.02 * float(fd.abs().max()) + 1e-3), (i, an, fd)
+
+
+@pytest.fixture()
+def lgd_gradient_check():
+    """:func:`_check_lgd_gradient` (the LGD gradient-input check shared by the Anny and SMPL-family tests)."""
+    return _check_lgd_gradient
