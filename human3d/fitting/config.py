@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from human3d.config import Config
 from human3d.errors import InvalidInputError
 
-__all__ = ["SMPLifyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior", "resolve_prior"]
+__all__ = ["SMPLifyConfig", "TrainingBodyConfig", "PRIOR_WEIGHTS", "DEFAULT_PRIOR", "default_prior", "resolve_prior"]
 
 # What the pose prior "auto" (the default) resolves to, per model family: the shipped RealNVP flow for both
 # (tools/bench/fit.py --clips holdout: 8 mocap clips held out of every prior, 8 x 64 synthetic persons;
@@ -55,6 +55,24 @@ PRIOR_WEIGHTS: dict[str, tuple[float, ...]] = {
 
 
 @dataclass
+class TrainingBodyConfig(Config):
+    """The body model a learned fitting component (HMR, LGD, the keypoint lifter) is trained for: the base of their
+    ``data`` components."""
+
+    model: str = "anny"
+    """The body model trained for: ``"anny"``, or the path of an SMPL / SMPL-H / SMPL-X model file (or folder) of
+    family ``model_type`` (the mocap poses mapped onto its joints, random betas as shapes)."""
+    model_type: str = "smpl"
+    """Family of a ``model`` path: ``smpl``, ``smplh`` or ``smplx``."""
+    num_betas: int = 10
+    """Betas of an SMPL-family ``model`` (the shape size)."""
+
+    def validate(self) -> None:
+        if self.model != "anny" and self.model_type not in ("smpl", "smplh", "smplx"):
+            raise InvalidInputError(f"data.model_type: expected smpl, smplh or smplx, got {self.model_type!r}")
+
+
+@dataclass
 class SMPLifyConfig(Config):
     """Staged SMPLify settings. Energies use residuals in units of the person's size (see ``robust_sigma``)."""
 
@@ -66,6 +84,15 @@ class SMPLifyConfig(Config):
 
     lgd_weights: str | None = None
     """``optimizer="lgd"``: the network's safetensors file (None: the shipped ``human3d/fitting/weights/anny_lgd``)."""
+
+    keypoints3d_weight: float = 300.0
+    """Weight of the 3D keypoint term when 3D keypoints are given (``smplify(keypoints3d=...)``, or the lifter's
+    with ``init="lift"``): ``w * mean_k |X_k - X_root - Y_k|^2 / (1.7 m)^2``, root = the mid-hip, camera frame.
+    Larger trusts the 3D keypoints more than the 2D ones."""
+
+    lift_weights: str | None = None
+    """``init="lift"``: the keypoint lifter's safetensors file (None: the shipped
+    ``human3d/fitting/weights/anny_lift``)."""
 
     camera_iters: int = 40
     """Iterations of stage 1 (camera translation and global orientation on the torso). Stage 1 uses the model's

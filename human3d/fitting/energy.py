@@ -47,18 +47,37 @@ def rigid_energy(X_cam: torch.Tensor, K: torch.Tensor, target: torch.Tensor, sca
     return e + depth_weight * (depth - depth0) ** 2 / (0.1**2)
 
 
+BODY_HEIGHT_M = 1.7
+"""The length the 3D keypoint residuals are divided by (so the term is unit-free, as the 2D one)."""
+
+
+def keypoints3d_energy(X: torch.Tensor, target: torch.Tensor, w2c: torch.Tensor, root: tuple[int, int]) -> torch.Tensor:
+    """``mean_k |(X_k - X_root) - Y_k|^2 / BODY_HEIGHT_M^2`` ``[B]``: model keypoints ``X`` ``[B, K, 3]`` (world)
+    against root-relative camera-frame targets ``target`` ``[B, K, 3]`` (m); ``root``: the two keypoints whose
+    mean is the root (the hips)."""
+    Xc = X @ w2c[:, :3, :3].transpose(1, 2)  # camera axes (the translation cancels in root-relative)
+    rel = Xc - Xc[:, list(root)].mean(1, keepdim=True)
+    return ((rel - target.to(X)) ** 2).sum(-1).mean(-1) / BODY_HEIGHT_M**2
+
+
 def body_energy(X: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor, target: torch.Tensor, scale: torch.Tensor,
                 groups: torch.Tensor, body_pose: torch.Tensor, z_shape: torch.Tensor, z_latent: torch.Tensor | None,
                 space: PoseSpace, term: PoseTerm | None, w: Weights, t: float, silhouette=None,
-                vertices: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
+                vertices: torch.Tensor | None = None, keypoints3d: torch.Tensor | None = None,
+                keypoints3d_weight: float = 0.0,
+                root: tuple[int, int] = (11, 12)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """Stage 2's energy at schedule position ``t`` (module docstring) -> ``(total, data, prior)`` ``[B]`` each.
 
     ``X`` ``[B, K, 3]`` model keypoints (world frame), ``groups`` ``[B, G, 3]`` / ``body_pose`` ``[B, Jp*3]`` the
     pose, ``z_shape`` ``[B, S]`` the shape variables (0 = initial shape), ``z_latent`` ``[B, L]`` a VAE prior's
     latent (its prior energy is then ``|z|^2``), ``silhouette`` a
-    :class:`~human3d.fitting.silhouette.SilhouetteTerm` scoring ``vertices`` ``[B, V, 3]``."""
+    :class:`~human3d.fitting.silhouette.SilhouetteTerm` scoring ``vertices`` ``[B, V, 3]``; ``keypoints3d``
+    ``[B, K, 3]`` root-relative camera-frame targets weighted by ``keypoints3d_weight``
+    (:func:`keypoints3d_energy`; part of the data term)."""
     pr = project_points(X, K, w2c)
     data = reprojection_energy(pr.uv, pr.valid, target, scale, anneal(w.sigma, t))
+    if keypoints3d is not None and keypoints3d_weight > 0:
+        data = data + keypoints3d_weight * keypoints3d_energy(X, keypoints3d, w2c, root)
     if z_latent is not None:
         prior_e = (z_latent**2).sum(-1)
         prior_w = anneal(w.pose_prior, t)

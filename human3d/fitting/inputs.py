@@ -39,6 +39,7 @@ class FitInputs:
     init: dict[str, torch.Tensor] | None  # given starting parameters [B, ...] (only the names given)
     dropped: torch.Tensor  # [B] keypoints made missing (NaN coordinates or outside the image)
     skip_reason: list[str | None]  # why a person cannot be fitted (None: fitted)
+    keypoints3d: torch.Tensor | None = None  # [B, K, 3] root-relative (mid-hip) camera-frame 3D targets (m) or None
 
     @property
     def fitted(self) -> torch.Tensor:
@@ -54,6 +55,7 @@ class FitInputs:
             world_to_camera=self.world_to_camera[idx], sizes=None if self.sizes is None else self.sizes[idx],
             masks=masks, init=None if self.init is None else {k: v[idx] for k, v in self.init.items()},
             dropped=self.dropped[idx], skip_reason=[self.skip_reason[i] for i in ii],
+            keypoints3d=None if self.keypoints3d is None else self.keypoints3d[idx],
         )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from human3d.config import Config
+from human3d.fitting.config import TrainingBodyConfig
 from human3d.errors import InvalidInputError, ModelFileError
 from human3d.fitting.energy import Weights, body_energy
 from human3d.fitting.stages import FitProblem, FitState
@@ -270,16 +271,9 @@ def gradient_descent(pb: FitProblem, start: FitState, groups_start: torch.Tensor
 
 # ---------------------------------------------------------------------------------------------------- training data
 @dataclass
-class LGDDataConfig(Config):
+class LGDDataConfig(TrainingBodyConfig):
     """Synthetic fitting problems from mocap (no images)."""
 
-    model: str = "anny"
-    """The body model trained for: ``"anny"``, or the path of an SMPL / SMPL-H / SMPL-X model file (or folder) of
-    family ``model_type`` (the mocap poses mapped onto its joints, random betas)."""
-    model_type: str = "smpl"
-    """Family of a ``model`` path: ``smpl``, ``smplh`` or ``smplx``."""
-    num_betas: int = 10
-    """Betas of an SMPL-family ``model``."""
     pool: int = 20000
     """Mocap frames drawn from the training clips (the pool batches sample from)."""
     fps: float = 10.0
@@ -294,8 +288,7 @@ class LGDDataConfig(Config):
     """Focal length range (px) for a 1000 px image."""
 
     def validate(self) -> None:
-        if self.model != "anny" and self.model_type not in ("smpl", "smplh", "smplx"):
-            raise InvalidInputError(f"data.model_type: expected smpl, smplh or smplx, got {self.model_type!r}")
+        super().validate()
         for name in ("noise_px", "drop", "depth", "focal"):
             v = getattr(self, name)
             if len(v) != 2 or not v[0] <= v[1]:
@@ -411,43 +404,27 @@ def weights_dir() -> Path:
 
 def save_lgd(net: LGDNet, path, card: dict) -> Path:
     """Write ``net`` as safetensors (float32; its shape facts in the metadata) and ``card`` beside it (``.json``)."""
-    from safetensors.torch import save_file
+    from human3d.io_utils import save_weights_with_card
 
-    from human3d.io_utils import atomic_path, atomic_write_text
+    meta = {"kind": "lgd", "net": json.dumps(net.config.to_dict()), "n_groups": net.n_groups,
+            "n_shape": net.n_shape, "n_keypoints": net.n_keypoints,
+            "model": card.get("model", getattr(net, "model_family", "anny"))}  # fmt: skip
+    return save_weights_with_card(path, {k: v.float() for k, v in net.state_dict().items()}, meta, card)
 
-    path = Path(path)
-    meta = {"kind": "lgd", "net": json.dumps(net.config.to_dict()), "n_groups": str(net.n_groups),
-            "n_shape": str(net.n_shape), "n_keypoints": str(net.n_keypoints),
-            "model": str(card.get("model", getattr(net, "model_family", "anny")))}  # fmt: skip
-    tensors = {k: v.detach().cpu().float().contiguous() for k, v in net.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
-    atomic_write_text(path.with_suffix(".json"), json.dumps(card, indent=2) + "\n")
-    return path
+
+def _build_lgd(tensors: dict, meta: dict) -> LGDNet:
+    net = LGDNet(int(meta["n_groups"]), int(meta["n_shape"]), int(meta["n_keypoints"]),
+                 LGDNetConfig.from_dict(json.loads(meta["net"])))  # fmt: skip
+    net.load_state_dict(tensors)
+    net.model_family = meta.get("model", "anny")
+    return net.eval()
 
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> LGDNet:
-    from safetensors import safe_open
+    from human3d.io_utils import read_weights
 
-    p = Path(path)
-    if not p.is_file():
-        raise ModelFileError(f"LGD weights '{p}' not found (expected a .safetensors file written by save_lgd)")
-    try:
-        with safe_open(str(p), framework="pt") as f:
-            meta = f.metadata() or {}
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-        if meta.get("kind") != "lgd":
-            raise ModelFileError(f"LGD weights '{p}': metadata kind is {meta.get('kind')!r}, expected 'lgd'")
-        net = LGDNet(int(meta["n_groups"]), int(meta["n_shape"]), int(meta["n_keypoints"]),
-                     LGDNetConfig.from_dict(json.loads(meta["net"])))  # fmt: skip
-        net.load_state_dict(tensors)
-    except ModelFileError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a bad model file
-        raise ModelFileError(f"LGD weights '{p}': cannot be read ({type(e).__name__}: {e})") from None
-    net.model_family = meta.get("model", "anny")
-    return net.eval()
+    return read_weights(path, "lgd", "LGD weights", _build_lgd)
 
 
 def load_lgd(path=None) -> LGDNet:

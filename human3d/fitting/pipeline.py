@@ -132,7 +132,7 @@ def fit_images(
             the shape parameter, ``transl`` in the camera frame), e.g. an HMR regressor's
             (``human3d fit --init hmr``). Each becomes one more hypothesis of :func:`smplify` (the default one
             stays; each person keeps the lower energy). An image it fails on (a ``Human3DError``) is fitted
-            without it, with a warning.
+            without it, with a warning. ``"lift"``: ``smplify(init="lift")`` (the keypoint lifter; no image read).
         chunk: images per smplify batch (None: all in one). Each batch's outputs and ``summary.json`` are
             written before the next starts, so SIGINT / SIGTERM (:class:`FitInterrupted`, a ``KeyboardInterrupt``)
             leaves the finished images complete and listed (``completed_images``, ``state: "interrupted"``).
@@ -320,7 +320,8 @@ def fit_settings(body, model_path, gender, prior, cfg: SMPLifyConfig, focal, ini
         "camera_iters": cfg.camera_iters,
         "body_iters": cfg.body_iters,
         "focal_px": float(focal) if focal is not None else None,
-        "initializer": None if initializer is None else str(getattr(initializer, "name", "custom")),
+        "initializer": None if initializer is None else initializer if isinstance(initializer, str) else
+        str(getattr(initializer, "name", "custom")),
         "mask": str(Path(mask).resolve()) if mask is not None else None,
     }
 
@@ -370,7 +371,10 @@ def _fit_batch(part, records, body, prior, cfg, skeleton, initializer, progress)
     batch_mask = [m for _, ps in part for _, _, _, _, m in ps]
     masks = batch_mask if any(m is not None for m in batch_mask) else None
     owners = [(ri, p) for ri, ps in part for p, _, _, _, _ in ps]
-    init = _initial_params(initializer, records, owners, kp, K, body) if initializer is not None else None
+    if initializer == "lift":  # the keypoint lifter (smplify's init="lift"), no image needed
+        init = "lift"
+    else:
+        init = _initial_params(initializer, records, owners, kp, K, body) if initializer is not None else None
     res = smplify(body, kp, K.to(body.dtype), prior=prior, skeleton=skeleton, config=cfg, image_size=sizes,
                   masks=masks, progress=progress, init=init)  # fmt: skip
     return res, owners

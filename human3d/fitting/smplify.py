@@ -57,6 +57,7 @@ from typing import Callable
 import torch
 
 from human3d.body.anny import ANNY_FIT_RANGES  # noqa: F401 - re-exported (its owner is human3d.body.anny)
+from human3d.errors import InvalidInputError
 from human3d.fitting.config import SMPLifyConfig
 from human3d.fitting.hypotheses import FitChecks, check_fit, choose, retry_starts, scatter
 from human3d.fitting.inputs import FitInputs, prepare_inputs
@@ -131,7 +132,8 @@ def smplify(
     image_size=None,
     masks: list | torch.Tensor | None = None,
     progress: bool | Callable[[int, int], None] = False,
-    init: dict[str, torch.Tensor] | None = None,
+    init: dict[str, torch.Tensor] | str | None = None,
+    keypoints3d=None,
     **overrides,
 ) -> SMPLifyResult:
     """Fit ``model`` to 2D keypoints of ``B`` persons at once (see the module docstring for the stages).
@@ -163,17 +165,64 @@ def smplify(
         init: optional starting parameters ``[B, ...]`` (model names), e.g. a regressor's: one more hypothesis
             next to the default (camera init, flip, restarts), each person keeping the lower energy. With
             ``global_orient`` and ``transl`` its stage 1 is skipped; ``body_pose`` starts the pose groups
-            (least-squares projection onto them) and the shape parameter the shape.
+            (least-squares projection onto them) and the shape parameter the shape. ``"lift"``: the keypoint
+            lifter (:mod:`~human3d.fitting.lift`; COCO-17, identity extrinsics) lifts the keypoints to 3D; its
+            start (orientation and translation, :func:`~human3d.fitting.lift.lift_start`) *replaces* the default
+            start, and its 3D keypoints become ``keypoints3d`` (unless given). The flip / mirror retries still
+            apply to flagged persons.
+        keypoints3d: optional ``[B, K, 3]`` 3D keypoints of the same skeleton, camera frame, metres, relative to
+            the mid-hip (mean of the two hip keypoints), all finite: stage 2 adds
+            ``keypoints3d_weight`` x their mean squared error (:func:`~human3d.fitting.energy.keypoints3d_energy`).
     Returns:
         :class:`SMPLifyResult`.
     """
     cfg = (config or SMPLifyConfig()).replace(**overrides) if overrides else (config or SMPLifyConfig())
     with _torch_threads(cfg.threads):
         t_start = time.perf_counter()
-        inputs = prepare_inputs(model, keypoints2d, camera, skeleton, cfg, image_size, masks, init)
+        lift = isinstance(init, str)
+        if lift and init != "lift":
+            raise InvalidInputError(f"init: expected a dict of starting parameters or 'lift', got {init!r}")
+        inputs = prepare_inputs(model, keypoints2d, camera, skeleton, cfg, image_size, masks, None if lift else init)
+        if keypoints3d is not None:
+            inputs = replace(inputs, keypoints3d=_check_keypoints3d(keypoints3d, inputs))
+        if lift:
+            inputs, cfg = _lift_inputs(model, inputs, cfg)
         term = make_pose_term(prior, pose_space(model), model)
         fit = _fit(model, inputs, term, cfg, progress)
         return _report(model, inputs, term, fit, time.perf_counter() - t_start)
+
+
+def _check_keypoints3d(keypoints3d, inputs: FitInputs) -> torch.Tensor:
+    """``keypoints3d`` checked (shape, finite) as a ``[B, K, 3]`` tensor in the inputs' dtype."""
+    Y = torch.as_tensor(keypoints3d)
+    B, Kp = inputs.keypoints.shape[:2]
+    if Y.shape != (B, Kp, 3):
+        raise InvalidInputError(f"keypoints3d: expected [{B}, {Kp}, 3] (the keypoints' persons and skeleton, "
+                                f"x y z in metres), got {tuple(Y.shape)}")  # fmt: skip
+    Y = Y.to(inputs.K)
+    if not bool(torch.isfinite(Y).all()):
+        raise InvalidInputError("keypoints3d: contains NaN/inf (fit persons without 3D keypoints in another call)")
+    return Y
+
+
+def _lift_inputs(model, inputs: FitInputs, cfg: SMPLifyConfig) -> tuple[FitInputs, SMPLifyConfig]:
+    """``init="lift"``: the lifter's start as the init (replacing the default start) and its 3D keypoints as
+    ``keypoints3d`` (unless given)."""
+    from human3d.fitting.lift import lift_keypoints, lift_start, load_lifter
+
+    if inputs.skeleton != "coco17":
+        raise InvalidInputError(f"init 'lift': the lifter reads COCO-17 keypoints, got '{inputs.skeleton}'")
+    w2c = inputs.world_to_camera
+    if not torch.allclose(w2c, torch.eye(4, dtype=w2c.dtype, device=w2c.device).expand_as(w2c)):
+        raise InvalidInputError("init 'lift': expected identity camera extrinsics (camera frame = world, as "
+                                "`human3d fit` has it); got a camera with a world-to-camera transform")
+    net = load_lifter(cfg.lift_weights).to(inputs.K.device)
+    Y = lift_keypoints(inputs.keypoints, inputs.K, net)  # [B, 17, 3]
+    start = lift_start(model, Y, inputs.keypoints, inputs.K)
+    ok = inputs.fitted & torch.stack([torch.isfinite(v).all(-1) for v in start.values()]).all(0)
+    init = {k: torch.where(ok[:, None], v, torch.full_like(v, float("nan"))) for k, v in start.items()}
+    Y3 = inputs.keypoints3d if inputs.keypoints3d is not None else Y
+    return replace(inputs, init=init, keypoints3d=Y3), cfg.replace(default_hypothesis=False)
 
 
 @dataclass

@@ -260,7 +260,7 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
             out = pb.model(p, validate=False)
             X, verts = out.keypoints[inp.skeleton], out.vertices
         out = body_energy(X, inp.K, inp.world_to_camera, inp.keypoints, pb.scale, groups, p["body_pose"], zz, zl,
-                          space, term, w, t, pb.silhouette, verts)  # fmt: skip
+                          space, term, w, t, pb.silhouette, verts, **keypoints3d_terms(pb))  # fmt: skip
         stash.update(X=X.detach(), t=float(t), total=out[0].detach(), data=out[1].detach(), prior=out[2].detach())
         return out
 
@@ -275,6 +275,18 @@ def stage_body(pb: FitProblem, start: FitState, groups_start: torch.Tensor, bar:
     # restarts are ranked by the data term plus the prior at a fixed (mid-schedule) weight
     return FitState(final, start.R_body, start.flipped, e_final, data + cfg.restart_prior_weight * prior_e,
                     its, evals[0], history, _stack_trace(rows))  # fmt: skip
+
+
+def keypoints3d_terms(pb: FitProblem) -> dict:
+    """:func:`~human3d.fitting.energy.body_energy`'s 3D keypoint arguments for this problem (none without targets)."""
+    Y = pb.inputs.keypoints3d
+    if Y is None:
+        return {}
+    from human3d.body.skeletons import skeleton_names
+
+    names = skeleton_names(pb.inputs.skeleton)
+    root = (names.index("left_hip"), names.index("right_hip"))
+    return {"keypoints3d": Y, "keypoints3d_weight": pb.cfg.keypoints3d_weight, "root": root}
 
 
 def stage2_weights(cfg: SMPLifyConfig, prior_sched: tuple[float, ...], latent: bool) -> Weights:
@@ -297,7 +309,8 @@ def score(pb: FitProblem, params: dict[str, torch.Tensor], groups: torch.Tensor,
         out = pb.model(params, validate=False)
         X, verts = out.keypoints[inp.skeleton], out.vertices
     total, data, prior_e = body_energy(X, inp.K, inp.world_to_camera, inp.keypoints, pb.scale, groups,
-                                       params["body_pose"], z, None, pb.space, term, w, 1.0, pb.silhouette, verts)  # fmt: skip
+                                       params["body_pose"], z, None, pb.space, term, w, 1.0, pb.silhouette, verts,
+                                       **keypoints3d_terms(pb))  # fmt: skip
     return total, data + cfg.restart_prior_weight * prior_e
 
 

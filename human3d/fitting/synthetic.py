@@ -123,6 +123,23 @@ def _named_clip(name: str, root: Path):
     return motion, cal
 
 
+def named_clip_poses(names, data_root=None, fps: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every frame at ``fps`` of the pose corpus' clips ``names``, retargeted onto Anny as
+    :func:`mocap_anny_poses` does: ``(global_orient [n, 3], body_pose [n, 309])`` (float32, in clip order)."""
+    from human3d.motion.retarget import retarget
+
+    root = Path(data_root) if data_root is not None else default_data_root()
+    gos, bps = [], []
+    for name in names:
+        motion, cal = _named_clip(name, root)
+        r = retarget(motion.subsample(fps), calibration=cal)
+        gos.append(r.global_orient.float())
+        bps.append(r.body_pose.float())
+    if not gos:
+        raise DatasetError("named_clip_poses: no clip names given")
+    return torch.cat(gos), torch.cat(bps)
+
+
 def mocap_anny_poses(n: int, seed: int = 0, clips=DEFAULT_CLIPS, data_root=None, fps: float = 10.0):
     """``n`` random frames of retargeted mocap: (global_orient [n, 3], body_pose [n, 309], world [n, J, 3, 3]).
 

@@ -24,7 +24,7 @@ from human3d.fitting.optim import Progress
 from human3d.fitting.stages import init_camera, make_problem, restart_poses, stage_rigid
 from human3d.train.core import RunConfig, Trainer
 
-__all__ = ["LGDConfig", "LGDOptimConfig", "LGDTrainer", "preset", "PRESETS"]
+__all__ = ["LGDConfig", "LGDOptimConfig", "LGDTrainer", "preset", "PRESETS", "cosine_lr"]
 
 
 @dataclass
@@ -32,7 +32,7 @@ class LGDOptimConfig(Config):
     """The optimiser."""
 
     batch_size: int = 64
-    """Synthetic problems per step."""
+    """Training examples per step."""
     lr: float = 1e-3
     """Adam's initial step size (cosine decay to ``lr_final`` x it)."""
     lr_final: float = 0.05
@@ -46,6 +46,12 @@ class LGDOptimConfig(Config):
         if not (self.lr > 0 and 0 < self.lr_final <= 1):
             raise InvalidInputError(f"optim.lr / lr_final: expected lr > 0 and 0 < lr_final <= 1, got {self.lr} / "
                                     f"{self.lr_final}")  # fmt: skip
+
+
+def cosine_lr(o: LGDOptimConfig, progress: float) -> float:
+    """``o.lr`` decayed by a half cosine to ``o.lr_final`` x it over ``progress`` in [0, 1]."""
+    f = o.lr_final + 0.5 * (1 - o.lr_final) * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
+    return o.lr * f
 
 
 @dataclass
@@ -102,9 +108,7 @@ class LGDTrainer(Trainer, kind="LGD", config_class=LGDConfig, default_config=lam
         return self._pool
 
     def lr_at(self, progress: float) -> float:
-        o = self.config.optim
-        f = o.lr_final + 0.5 * (1 - o.lr_final) * (1 + math.cos(math.pi * min(1.0, max(0.0, progress))))
-        return o.lr * f
+        return cosine_lr(self.config.optim, progress)
 
     def problem(self, generator: torch.Generator, n: int):
         """A batch: (FitProblem, stage 1's state, starting groups, gt 3D keypoints, gt groups, gt params)."""

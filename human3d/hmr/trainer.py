@@ -35,6 +35,7 @@ import torch
 import torch.nn.functional as F
 
 from human3d.config import Config, from_preset
+from human3d.fitting.config import TrainingBodyConfig
 from human3d.errors import InvalidInputError, ModelFileError
 from human3d.hmr.lgd_trainer import LGDOptimConfig
 from human3d.hmr.model import (HMRNet, HMRNetConfig, crop_images, crop_keypoints, person_crop, save_hmr,
@@ -50,16 +51,10 @@ ROOT_KP = (11, 12)
 
 
 @dataclass
-class HMRDataConfig(Config):
-    """The pre-rendered synthetic training set and its augmentation."""
+class HMRDataConfig(TrainingBodyConfig):
+    """The pre-rendered synthetic training set and its augmentation (``model``: the body model trained for; with
+    an SMPL-family file the shape output is its ``betas``)."""
 
-    model: str = "anny"
-    """The body model trained for: ``"anny"``, or the path of an SMPL / SMPL-H / SMPL-X model file (or folder) of
-    family ``model_type``; the shape output is then its ``betas``."""
-    model_type: str = "smpl"
-    """Family of a ``model`` path: ``smpl``, ``smplh`` or ``smplx``."""
-    num_betas: int = 10
-    """Betas of an SMPL-family ``model`` (the regressor's shape size)."""
     n_images: int = 3000
     """Images rendered once (cached in the run folder)."""
     render_size: int = 128
@@ -84,12 +79,11 @@ class HMRDataConfig(Config):
     """Fraction of persons given no input keypoints at all (as a bare photo's whole-image box)."""
 
     def validate(self) -> None:
+        super().validate()
         if not (isinstance(self.n_images, int) and self.n_images >= 8):
             raise InvalidInputError(f"data.n_images: expected an int >= 8, got {self.n_images!r}")
         if not (isinstance(self.render_size, int) and 32 <= self.render_size <= 1024):
             raise InvalidInputError(f"data.render_size: expected an int in [32, 1024], got {self.render_size!r}")
-        if self.model != "anny" and self.model_type not in ("smpl", "smplh", "smplx"):
-            raise InvalidInputError(f"data.model_type: expected smpl, smplh or smplx, got {self.model_type!r}")
         lo, hi = self.jitter_scale
         if not (0 < lo <= hi):
             raise InvalidInputError(f"data.jitter_scale: expected 0 < lo <= hi, got {self.jitter_scale!r}")

@@ -1,4 +1,4 @@
-"""``kill -9`` at random points of every trainer's training (NeRF, splat, DVR, implicit fit, DeepSDF, pose2d, LGD),
+"""``kill -9`` at random points of every trainer's training (NeRF, splat, DVR, implicit fit, DeepSDF, pose2d, LGD, lifter),
 then resume: the checkpoint always loads and the step never goes back by more than the checkpoint interval. One
 helper (:func:`kill_and_resume`) for all trainers; each runs a tiny configuration for a few steps with a small
 ``checkpoint_every``.
@@ -160,6 +160,17 @@ def test_lgd(tmp_path, one_thread, monkeypatch, anny_model):
     monkeypatch.setattr(synthetic, "mocap_anny_poses", poses)
     kill_and_resume(lambda n: LGDTrainer(tmp_path / "run", config=preset("tiny"), overrides=_run(
         2, **{"optim.batch_size": 2, "data.pool": 64, "run.max_steps": n})), rounds=2, ce=2)  # fmt: skip
+
+
+def test_lift(tmp_path, one_thread, monkeypatch):
+    """The keypoint lifter on a fixed random pool (the real one reads the mocap clips)."""
+    from human3d.hmr import lift_trainer
+    from human3d.hmr.lift_trainer import LiftTrainer, preset
+
+    pool = 0.3 * torch.randn(128, 17, 3, generator=torch.Generator().manual_seed(0))
+    monkeypatch.setattr(lift_trainer, "pool_keypoints", lambda *a, **k: pool)
+    kill_and_resume(lambda n: LiftTrainer(tmp_path / "run", config=preset("tiny"), overrides=_run(
+        **{"run.max_steps": n})))  # fmt: skip
 
 
 def test_dvr(scene, tmp_path, one_thread):

@@ -10,7 +10,9 @@ Rows (all after SMPLify's stage 1, 40 rigid iterations):
 * ``adam (4 it)``: the same at 4 iterations (LGD's count of updates: equal iterations);
 * ``adam (equal time)``: as many iterations as fit into LGD's measured time per person;
 * ``gd (4 steps)``: plain gradient descent on the reprojection energy, 4 steps (best of a step-size grid);
-* ``lgd (4 stages)``: the shipped learned-gradient-descent network (``optimizer="lgd"``).
+* ``lgd (4 stages)``: the shipped learned-gradient-descent network (``optimizer="lgd"``);
+* ``lift (40 it)``: ``init="lift"``: the shipped keypoint lifter's start and 3D keypoints, then 40 stage-2
+  iterations with the 3D term, no retries (``--lift-iters``, ``--lift-weights``).
 
 Times are process-CPU seconds per person (the fair measure on a shared machine) at batch ``--n``.
 
@@ -21,7 +23,12 @@ backgrounds; keypoints = the exact projections of the keypoints inside the image
 * ``hmr (alone)``: the shipped HMR regressor, one forward pass (crops from the keypoints' box);
 * ``smplify (default)``: SMPLify as above on the same keypoints;
 * ``smplify (init hmr)``: the same with HMR's prediction as one more hypothesis (``human3d fit --init hmr``);
-* ``lgd``: SMPLify with ``optimizer="lgd"``; ``lgd (init hmr)``: the same with HMR's hypothesis.
+* ``lgd``: SMPLify with ``optimizer="lgd"``; ``lgd (init hmr)``: the same with HMR's hypothesis;
+* ``lift (40 it)``: as in the first table; ``+ retries``: with the default flip / mirror retries of flagged persons.
+
+``--size`` renders at another size; ``--noise`` sets the pixel noise, ``--noise-frac`` a noise proportional to the
+person's size instead (0.004: the keypoint table's 2 px on a ~500 px person; at 128 px the people are 37-96 px
+tall, median 54, so the default 2 px is 2-5 % of their size).
 
 ``--images-only`` skips the keypoint-only table.
 
@@ -84,6 +91,12 @@ def main(argv=None) -> int:
     ap.add_argument("--images", action="store_true", help="also the table on rendered people (HMR rows)")
     ap.add_argument("--images-only", action="store_true", help="only the table on rendered people")
     ap.add_argument("--hmr-weights", help="HMR weights (default: the shipped ones)")
+    ap.add_argument("--lift-iters", type=int, default=40, help="stage-2 iterations of the lift rows")
+    ap.add_argument("--lift-weights", help="keypoint lifter weights (default: the shipped ones)")
+    ap.add_argument("--size", type=int, default=128, help="image table: rendered image size (px)")
+    ap.add_argument("--noise", type=float, default=2.0, help="image table: keypoint noise (px, std per axis)")
+    ap.add_argument("--noise-frac", type=float, help="image table: keypoint noise as a fraction of the person's "
+                    "size instead (e.g. 0.004 = 2 px on a 500 px person, the keypoint table's level)")
     ap.add_argument("--smpl", action="store_true", help="the image table on the Anny-derived SMPL-format file "
                     "(HMR and LGD trained for it into --cache first)")
     ap.add_argument("--cache", default=".cache/hmr_smpl", help="--smpl: folder of the model file and the runs")
@@ -108,6 +121,9 @@ def main(argv=None) -> int:
             kp, K, gt = syn.keypoints2d, syn.K, syn.keypoints3d
             count += a.n
             fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, **kw)  # noqa: E731
+            r, t = cpu_timed(lambda: fit(init="lift", body_iters=a.lift_iters, retry_hypotheses=(),
+                                         lift_weights=a.lift_weights))
+            add(f"lift ({a.lift_iters} it)", r.params, t, gt)
             lgd, t_lgd = cpu_timed(lambda: fit(optimizer="lgd"))
             add("lgd (4 stages)", lgd.params, t_lgd, gt)
             r, t60 = cpu_timed(lambda: fit())
@@ -150,10 +166,11 @@ def main(argv=None) -> int:
     return 0
 
 
-def heldout_people(model, n: int, size: int, seed: int, clips, noise_px: float = 2.0):
+def heldout_people(model, n: int, size: int, seed: int, clips, noise_px: float = 2.0, noise_frac: float | None = None):
     """The rendered held-out protocol: ``n`` one-person ``size`` px images of ``clips`` (render seed ``1000 + seed``,
     whole body in frame, >= 8 keypoints inside), keypoints = the exact projections of those inside the image plus
-    ``noise_px`` Gaussian noise per axis (confidence 1). Returns ``(kp [n, 17, 3], K [n, 3, 3], kp3d [n, 17, 3]
+    ``noise_px`` Gaussian noise per axis (or, with ``noise_frac``, ``noise_frac`` x the person's size: the longer
+    side of its keypoints' box) (confidence 1). Returns ``(kp [n, 17, 3], K [n, 3, 3], kp3d [n, 17, 3]
     camera frame, images: list of [size, size, 3] uint8 arrays)``."""
     from human3d.hmr.trainer import render_training_set
 
@@ -161,7 +178,12 @@ def heldout_people(model, n: int, size: int, seed: int, clips, noise_px: float =
                             min_keypoints=8, progress=False)  # fmt: skip
     g = torch.Generator().manual_seed(seed)
     on = (s["kp2d"][..., 2] > 0).float()
-    kp = torch.cat([s["kp2d"][..., :2] + noise_px * torch.randn(s["kp2d"][..., :2].shape, generator=g),
+    sigma = torch.full((n,), float(noise_px))
+    if noise_frac is not None:
+        from human3d.fitting.lift import _box
+
+        sigma = noise_frac * _box(torch.cat([s["kp2d"][..., :2], on[..., None]], -1))[1]
+    kp = torch.cat([s["kp2d"][..., :2] + sigma[:, None, None] * torch.randn(s["kp2d"][..., :2].shape, generator=g),
                     on[..., None]], -1)  # fmt: skip
     return kp, s["K"], s["kp3d"], [im.numpy() for im in s["images"]]
 
@@ -245,12 +267,12 @@ def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = 
 
     for clip_name, clips in clip_sets(a.clips):
         for seed in [int(s) for s in a.seeds.split(",")]:
-            kp, K, gt, imgs = heldout_people(model, a.n, 128, seed, clips)
+            kp, K, gt, imgs = heldout_people(model, a.n, a.size, seed, clips, a.noise, a.noise_frac)
             n = kp.shape[0]
             count += n
             pred, t_hmr = cpu_timed(lambda: predict_people(net, model, imgs, np.arange(n), K, keypoints=kp))
             add("hmr (alone)", pred, t_hmr, gt)
-            fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, image_size=(128, 128), **kw)  # noqa: E731
+            fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, image_size=(a.size, a.size), **kw)  # noqa: E731
             r, t = cpu_timed(lambda: fit())
             add("smplify (default)", r.params, t, gt)
             r, t2 = cpu_timed(lambda: fit(init=pred))
@@ -259,8 +281,15 @@ def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = 
             add("lgd", r.params, t3, gt)
             r, t4 = cpu_timed(lambda: fit(optimizer="lgd", init=pred, **lgd))
             add("lgd (init hmr)", r.params, t_hmr + t4, gt)
+            lift = dict(init="lift", body_iters=a.lift_iters, lift_weights=a.lift_weights)
+            r, t5 = cpu_timed(lambda: fit(retry_hypotheses=(), **lift))
+            add(f"lift ({a.lift_iters} it)", r.params, t5, gt)
+            r, t6 = cpu_timed(lambda: fit(**lift))
+            add(f"lift ({a.lift_iters} it) + retries", r.params, t6, gt)
             print(f"  {clip_name} seed {seed}: done", flush=True)
-    title = (f"{label}, {count} rendered held-out people ({a.clips}), 128 px images, prior {a.prior}, batch {a.n}, "
+    noise = f"{a.noise_frac * 100:g} % of the person's size" if a.noise_frac is not None else f"{a.noise:g} px"
+    title = (f"{label}, {count} rendered held-out people ({a.clips}), {a.size} px images, keypoint noise {noise}, "
+             f"prior {a.prior}, batch {a.n}, "
              f"{a.threads} thread(s); HMR weights {hmr_weights or 'shipped'}"
              + (f", LGD weights {lgd_weights}" if lgd_weights else ""))  # fmt: skip
     out = print_rows(title, rows, secs, count)
