@@ -177,7 +177,7 @@ def smplify(
         :class:`SMPLifyResult`.
     """
     cfg = (config or SMPLifyConfig()).replace(**overrides) if overrides else (config or SMPLifyConfig())
-    with _torch_threads(cfg.threads):
+    with _torch_threads(cfg.threads), torch.enable_grad():  # (also when called under torch.no_grad())
         t_start = time.perf_counter()
         lift = isinstance(init, str)
         if lift and init != "lift":

@@ -36,7 +36,7 @@ tall, median 54, so the default 2 px is 2-5 % of their size).
 (:func:`human3d.synth.smpl_files.anny_smpl_model`, written into ``--cache``): we cannot ship SMPL-family weights
 (users' SMPL files are licensed), so HMR (``data.model`` = that file, ``--hmr-minutes`` of process CPU, a
 ``--hmr-images`` pre-rendered set) and LGD (``--lgd-minutes``) are trained into ``--cache/hmr`` and ``--cache/lgd``
-first, each reused when its weights are there; the held-out people are rendered with SMPL bodies (random betas,
+first, and the keypoint lifter (``--lift-minutes``) into ``--cache/lift``, each reused when its weights are there; the held-out people are rendered with SMPL bodies (random betas,
 the same held-out clips mapped onto SMPL's joints)::
 
     python tools/bench/hmr.py --smpl [--cache .cache/hmr_smpl] [--hmr-minutes 10] [--lgd-minutes 6] [--n 32]
@@ -103,6 +103,7 @@ def main(argv=None) -> int:
     ap.add_argument("--hmr-minutes", type=float, default=10.0, help="--smpl: HMR's process-CPU training budget")
     ap.add_argument("--hmr-images", type=int, default=1500, help="--smpl: HMR's pre-rendered training images")
     ap.add_argument("--lgd-minutes", type=float, default=6.0, help="--smpl: LGD's process-CPU training budget")
+    ap.add_argument("--lift-minutes", type=float, default=10.0, help="--smpl: the lifter's process-CPU budget")
     a = ap.parse_args(argv)
     if a.smpl:
         torch.set_num_threads(a.threads)
@@ -223,6 +224,8 @@ def smpl_models(a):
     (trained when their weights are missing, resumed when interrupted)."""
     from human3d.hmr.lgd_trainer import LGDTrainer
     from human3d.hmr.lgd_trainer import preset as lgd_preset
+    from human3d.hmr.lift_trainer import LiftTrainer
+    from human3d.hmr.lift_trainer import preset as lift_preset
     from human3d.hmr.trainer import HMRTrainer
     from human3d.hmr.trainer import preset as hmr_preset
     from human3d.synth.smpl_files import anny_smpl_model
@@ -231,7 +234,8 @@ def smpl_models(a):
     model = anny_smpl_model(cache)
     file = str(cache / "SMPL_NEUTRAL.pkl")
     runs = ((HMRTrainer, hmr_preset, "hmr", a.hmr_minutes, 8000, {"data.n_images": a.hmr_images}),
-            (LGDTrainer, lgd_preset, "lgd", a.lgd_minutes, 100000, {}))
+            (LGDTrainer, lgd_preset, "lgd", a.lgd_minutes, 100000, {}),
+            (LiftTrainer, lift_preset, "lift", a.lift_minutes, 100000, {}))
     weights = []
     for cls, make, name, minutes, steps, extra in runs:
         w = cache / name / f"{name}.safetensors"
@@ -242,12 +246,13 @@ def smpl_models(a):
                 "run.threads": a.threads})  # fmt: skip
             cls(cache / name, config=cfg).train()
         weights.append(str(w))
-    return model, weights[0], weights[1]
+    return model, weights[0], weights[1], weights[2]
 
 
 def smpl_table(a) -> int:
     """``--smpl``: the image table on the Anny-derived SMPL-format file (module docstring)."""
-    model, hmr_w, lgd_w = smpl_models(a)
+    model, hmr_w, lgd_w, lift_w = smpl_models(a)
+    a.lift_weights = a.lift_weights or lift_w
     return image_table(a, model, hmr_w, lgd_w, "SMPL (Anny-derived file)")
 
 
