@@ -219,3 +219,15 @@ def test_fit_cli_init_lift(tmp_path):
     people = [p for im in s["images"] for p in im["people"]]
     assert people and all(p["hypothesis"]["winner"] == "init" for p in people), people
     assert all(p["reprojection_error_px"] < 0.05 * 500 for p in people)
+
+
+def test_smplify_runs_under_no_grad(anny_model, one_thread):
+    """Called inside ``torch.no_grad()`` (as evaluation code often is), smplify still optimises: the same result
+    as outside it."""
+    syn = make_synthetic_set(anny_model, 2, seed=1)
+    kw = dict(prior="simple", body_iters=5, camera_iters=5, retry_hypotheses=(), init="lift")
+    with torch.no_grad():
+        a = smplify(anny_model, syn.keypoints2d, syn.K, **kw)
+    b = smplify(anny_model, syn.keypoints2d, syn.K, **kw)
+    torch.testing.assert_close(a.params["body_pose"], b.params["body_pose"])
+    assert float(a.params["body_pose"].abs().max()) > 0
