@@ -83,6 +83,10 @@ def fit(
     hmr_weights: Optional[Path] = typer.Option(None, "--hmr-weights", help="--init hmr: HMR weights "
                                                "(RUN/hmr.safetensors of `human3d hmr train`; SMPL-family models "
                                                "need weights trained for them). Default: the shipped Anny ones."),
+    lift_weight: Optional[float] = typer.Option(None, "--lift-weight", help="--init lift: weight of the lifted 3D "
+                                                "keypoints against the 2D ones (SMPLifyConfig.keypoints3d_weight, "
+                                                "default 30: best for well-detected people; about 1000 for small, "
+                                                "noisy ones, where the fit should follow the lift)."),
     retries: RetryName = typer.Option(RetryName.flagged, "--retries", help="Refit from the flipped facing and the "
                                       "mirrored pose: flagged (default: persons whose fit fails a plausibility "
                                       "check - joint limits, limbs through each other, depth order against the "
@@ -113,14 +117,14 @@ def fit(
     previous = signal.signal(signal.SIGTERM, _term) if main else None
     try:
         _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, iters, camera_iters, out, mask,
-             overlays, quiet, init, retries, device, chunk, resume)  # fmt: skip
+             overlays, quiet, init, retries, device, chunk, resume, hmr_weights, lift_weight)  # fmt: skip
     finally:
         if main:
             signal.signal(signal.SIGTERM, previous)
 
 
 def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, iters, camera_iters, out, mask,
-         overlays, quiet, init, retries, device, chunk, resume) -> None:  # fmt: skip
+         overlays, quiet, init, retries, device, chunk, resume, hmr_weights=None, lift_weight=None) -> None:  # fmt: skip
     from human3d.cli.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_output_dir, say
     from human3d.fitting.config import SMPLifyConfig
     from human3d.fitting.pipeline import FitInterrupted, fit_images
@@ -140,6 +144,12 @@ def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, 
         changes["camera_iters"] = camera_iters
     if retries is RetryName.none:
         changes["retry_hypotheses"] = ()
+    if lift_weight is not None:
+        if init is not InitName.lift or not (math.isfinite(lift_weight) and lift_weight >= 0):
+            say(f"error: --lift-weight: expected a non-negative weight with --init lift, got {lift_weight} with "
+                f"--init {init.value}")
+            raise typer.Exit(code=EXIT_BAD_INPUT)
+        changes["keypoints3d_weight"] = lift_weight
     changes["retry_all"] = retries is RetryName.all
     prior_kind = prior.value  # "auto" is resolved by fitting (summary.json names the prior actually used)
     try:

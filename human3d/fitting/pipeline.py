@@ -322,6 +322,7 @@ def fit_settings(body, model_path, gender, prior, cfg: SMPLifyConfig, focal, ini
         "focal_px": float(focal) if focal is not None else None,
         "initializer": None if initializer is None else initializer if isinstance(initializer, str) else
         str(getattr(initializer, "name", "custom")),
+        "keypoints3d_weight": cfg.keypoints3d_weight if initializer == "lift" else None,
         "mask": str(Path(mask).resolve()) if mask is not None else None,
     }
 

@@ -212,10 +212,10 @@ def test_fit_cli_init_lift(tmp_path):
     out = tmp_path / "out"
     r = CliRunner().invoke(app, ["fit", str(image), "-k", str(kp_json), "--out", str(out), "--init", "lift",
                                  "--iters", "20", "--camera-iters", "10", "--prior", "simple", "--retries", "none",
-                                 "-q"])  # fmt: skip
+                                 "--lift-weight", "100", "-q"])  # fmt: skip
     assert r.exit_code == 0, r.output
     s = json.loads((out / "summary.json").read_text())
-    assert s["settings"]["initializer"] == "lift"
+    assert s["settings"]["initializer"] == "lift" and s["settings"]["keypoints3d_weight"] == 100.0, s["settings"]
     people = [p for im in s["images"] for p in im["people"]]
     assert people and all(p["hypothesis"]["winner"] == "init" for p in people), people
     assert all(p["reprojection_error_px"] < 0.05 * 500 for p in people)
@@ -231,3 +231,15 @@ def test_smplify_runs_under_no_grad(anny_model, one_thread):
     b = smplify(anny_model, syn.keypoints2d, syn.K, **kw)
     torch.testing.assert_close(a.params["body_pose"], b.params["body_pose"])
     assert float(a.params["body_pose"].abs().max()) > 0
+
+
+def test_fit_cli_lift_weight_needs_init_lift(tmp_path):
+    from typer.testing import CliRunner
+
+    from human3d.assets import example_photo
+    from human3d.cli.main import app
+
+    image, kp_json = example_photo()
+    r = CliRunner().invoke(app, ["fit", str(image), "-k", str(kp_json), "--out", str(tmp_path / "o"),
+                                 "--lift-weight", "100", "-q"])  # fmt: skip
+    assert r.exit_code == 2 and "--lift-weight" in r.output and "--init default" in r.output, r.output

@@ -38,3 +38,25 @@ def test_fit_initialised_by_hmr_is_never_worse(heldout_people, anny_model, one_t
     assert all(t is not None for t in tried), withi.hypotheses  # the HMR start was fitted for everyone
     assert any(h["winner"] == "init" for h in withi.hypotheses)  # and wins for some
     assert bool(torch.isfinite(e1).all()) and float(e1.max()) < 250.0, np.c_[e0.numpy(), e1.numpy()]
+
+
+def test_fit_cli_init_hmr_runs(tmp_path):
+    """``human3d fit --init hmr`` end to end on the example photo (the CLI once lost its --hmr-weights argument on
+    the way to the fit): exit 0, the HMR hypothesis tried for every person, the setting recorded."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from human3d.assets import example_photo
+    from human3d.cli.main import app
+
+    image, kp_json = example_photo()
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["fit", str(image), "-k", str(kp_json), "--out", str(out), "--init", "hmr",
+                                 "--iters", "4", "--camera-iters", "4", "--prior", "simple", "--retries", "none",
+                                 "-q"])  # fmt: skip
+    assert r.exit_code == 0, r.output
+    s = json.loads((out / "summary.json").read_text())
+    assert s["settings"]["initializer"] == "hmr", s["settings"]
+    people = [p for im in s["images"] for p in im["people"]]
+    assert people and all(p["hypothesis"]["energies"].get("init") is not None for p in people), people
