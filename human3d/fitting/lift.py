@@ -44,7 +44,7 @@ from human3d.geometry.rotations import axis_angle_to_matrix, matrix_to_axis_angl
 
 __all__ = ["LiftNetConfig", "KeypointLifter", "LiftDataConfig", "lift_features", "lift_keypoints", "lift_start",
            "sample_lift_batch", "root_relative", "mirror_keypoints2d", "mirror_keypoints3d", "save_lifter",
-           "load_lifter", "DEFAULT_WEIGHTS", "COCO17_FLIP"]  # fmt: skip
+           "load_lifter", "placement", "quantize_int8", "DEFAULT_WEIGHTS", "COCO17_FLIP"]  # fmt: skip
 
 DEFAULT_WEIGHTS = "anny_lift"
 """Stem of the shipped weights in ``human3d/fitting/weights`` (``.safetensors`` + ``.json`` card)."""
@@ -296,19 +296,38 @@ def _weights_dir() -> Path:
     return folder
 
 
+def quantize_int8(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8 quantisation of a matrix ``[O, I]`` -> ``(q [O, I] int8, scale [O, 1] float32)`` with
+    ``w ~ q * scale`` and ``|w - q * scale| <= scale / 2``."""
+    scale = (w.abs().amax(1, keepdim=True) / 127.0).clamp_min(1e-12).float()
+    return torch.round(w.float() / scale).clamp(-127, 127).to(torch.int8), scale
+
+
 def save_lifter(net: KeypointLifter, path, card: dict) -> Path:
-    """Write ``net`` as safetensors (float16, half the size; loaded back as float32; its config in the metadata)
-    and ``card`` beside it (``.json``)."""
+    """Write ``net`` as safetensors and ``card`` beside it (``.json``): linear weights as per-row int8 with their
+    scales (``NAME.q8`` / ``NAME.scale``; a quarter of float32), the rest float16; loaded back as float32."""
     from human3d.io_utils import save_weights_with_card
 
+    tensors = {}
+    for k, v in net.state_dict().items():
+        if v.dim() == 2:
+            tensors[k + ".q8"], tensors[k + ".scale"] = quantize_int8(v.detach())
+        else:
+            tensors[k] = v.detach().half()
     meta = {"kind": "lift", "net": json.dumps(net.config.to_dict()), "model": card.get("model", "anny"),
-            "dtype": "float16"}  # fmt: skip
-    return save_weights_with_card(path, {k: v.half() for k, v in net.state_dict().items()}, meta, card)
+            "dtype": "int8 linear weights (per-row scales), float16 others"}  # fmt: skip
+    return save_weights_with_card(path, tensors, meta, card)
 
 
 def _build_lifter(tensors: dict, meta: dict) -> KeypointLifter:
     net = KeypointLifter(LiftNetConfig.from_dict(json.loads(meta["net"])))
-    net.load_state_dict({k: v.float() for k, v in tensors.items()})
+    state = {}
+    for k, v in tensors.items():
+        if k.endswith(".q8"):
+            state[k[:-3]] = v.float() * tensors[k[:-3] + ".scale"].float()
+        elif not k.endswith(".scale"):
+            state[k] = v.float()
+    net.load_state_dict(state)
     net.model_family = meta.get("model", "anny")
     return net.eval()
 

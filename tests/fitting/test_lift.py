@@ -15,7 +15,7 @@ from human3d.fitting import smplify
 from human3d.fitting.energy import BODY_HEIGHT_M, keypoints3d_energy
 from human3d.fitting.lift import (KeypointLifter, LiftNetConfig, lift_features, lift_keypoints, lift_start,
                                   load_lifter, mirror_keypoints2d, mirror_keypoints3d, placement, root_relative,
-                                  sample_lift_batch, LiftDataConfig, _weights_dir)  # fmt: skip
+                                  sample_lift_batch, LiftDataConfig, _weights_dir, quantize_int8, save_lifter)  # fmt: skip
 from human3d.fitting.synthetic import make_synthetic_set
 from human3d.geometry.cameras import make_intrinsics, project_points
 from human3d.geometry.rotations import axis_angle_to_matrix
@@ -243,3 +243,17 @@ def test_fit_cli_lift_weight_needs_init_lift(tmp_path):
     r = CliRunner().invoke(app, ["fit", str(image), "-k", str(kp_json), "--out", str(tmp_path / "o"),
                                  "--lift-weight", "100", "-q"])  # fmt: skip
     assert r.exit_code == 2 and "--lift-weight" in r.output and "--init default" in r.output, r.output
+
+
+def test_int8_weights_round_trip(tmp_path):
+    """The stored weights: each linear weight within half a quantisation step of the original (the bound of
+    rounding), everything else to float16 precision (the shipped weights' accuracy is checked below)."""
+    torch.manual_seed(0)
+    net = KeypointLifter(LiftNetConfig(width=64, blocks=1))
+    w = net.net[0].weight.detach()
+    q, scale = quantize_int8(w)
+    assert q.dtype == torch.int8 and float(((q.float() * scale) - w).abs().sub(scale / 2).max()) <= 1e-7
+    back = load_lifter(save_lifter(net, tmp_path / "l.safetensors", {"model": "anny"}))
+    for (k, a), b in zip(net.state_dict().items(), back.state_dict().values()):
+        tol = float(a.abs().max()) / 127 / 2 + 1e-6 if a.dim() == 2 else float(a.abs().max()) * 1e-3 + 1e-6
+        assert float((a - b).abs().max()) <= tol, k
