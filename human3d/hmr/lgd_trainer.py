@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 
 from human3d.config import Config, from_preset
-from human3d.errors import InvalidInputError, ModelFileError
+from human3d.errors import InvalidInputError
 from human3d.fitting.config import SMPLifyConfig
 from human3d.fitting.inputs import prepare_inputs
 from human3d.fitting.lgd import (LGDDataConfig, LGDNet, LGDNetConfig, lgd_loss, model_mocap_poses, sample_problems,
@@ -139,15 +139,8 @@ class LGDTrainer(Trainer, kind="LGD", config_class=LGDConfig, default_config=lam
         S = len(states) - 1
         return {"loss": float(loss.detach()), "lr": lr, "mpjpe_mm": info[f"mpjpe_mm_{S}"]}
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {f"net.{k}": v for k, v in self.net.state_dict().items()}
-
-    def load_state_tensors(self, tensors, state, path) -> None:
-        own = {k.removeprefix("net."): v.to(self.device) for k, v in tensors.items() if k.startswith("net.")}
-        try:
-            self.net.load_state_dict(own)
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}': the network's weights do not match net.* ({e})") from None
+    def checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.net}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.opt}

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 
 from human3d.config import Config, from_preset
 from human3d.fitting.config import TrainingBodyConfig
-from human3d.errors import InvalidInputError, ModelFileError
+from human3d.errors import InvalidInputError
 from human3d.hmr.lgd_trainer import LGDOptimConfig
 from human3d.hmr.model import (HMRNet, HMRNetConfig, crop_images, crop_keypoints, person_crop, save_hmr,
                                to_model_params, weak_to_perspective)  # fmt: skip
@@ -411,17 +411,8 @@ class HMRTrainer(Trainer, kind="HMR", config_class=HMRConfig, default_config=lam
                           self.shape_name, self.shape_bounds)
 
     # ---- state ----------------------------------------------------------------------------------------------------
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return {**{f"net.{k}": v for k, v in self.net.state_dict().items()},
-                **{f"disc.{k}": v for k, v in self.disc.state_dict().items()}}  # fmt: skip
-
-    def load_state_tensors(self, tensors, state, path) -> None:
-        for prefix, mod in (("net.", self.net), ("disc.", self.disc)):
-            own = {k.removeprefix(prefix): v.to(self.device) for k, v in tensors.items() if k.startswith(prefix)}
-            try:
-                mod.load_state_dict(own)
-            except RuntimeError as e:
-                raise ModelFileError(f"checkpoint '{path}': the weights do not match {prefix}* ({e})") from None
+    def checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        return {"net": self.net, "disc": self.disc}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"adam": self.opt, "adam_disc": self.opt_d}

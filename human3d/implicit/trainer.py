@@ -119,12 +119,6 @@ class SurfaceFitTrainer(Trainer, kind="implicit-fit", config_class=SurfaceFitCon
         self.opt.step()
         return terms
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.model.state_dict())
-
-    def load_state_tensors(self, tensors, state, path) -> None:
-        self.model.load_state_dict(tensors)
-
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"model": self.opt}
 

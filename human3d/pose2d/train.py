@@ -405,16 +405,11 @@ class Pose2DTrainer(Trainer, kind="pose2d", config_class=Pose2DConfig, default_c
         return {"loss": float(loss.detach()), "lr": lr}
 
     # ---------------------------------------------------------------------------------------------- state
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        return dict(self.net.state_dict())
+    def checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        return {"": self.net}
 
     def load_state_tensors(self, tensors, state, path) -> None:
-        from human3d.errors import ModelFileError
-
-        try:
-            self.net.load_state_dict({k: v.to(self.device) for k, v in tensors.items()})
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}': network weights do not match model.* ({e})") from None
+        super().load_state_tensors(tensors, state, path)  # the network (the core's default)
         self.chunks = [int(s) for s in state.get("chunks", [])]
         self.next_chunk = int(state.get("next_chunk", len(self.chunks)))
         self._pool = None

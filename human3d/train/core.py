@@ -281,25 +281,41 @@ class Trainer:
         as densification); its time counts as training time. Returns extra info for the log."""
         return {}
 
-    def state_tensors(self) -> dict[str, torch.Tensor]:
-        """The model's tensors to checkpoint (weights, buffers, statistics). Default: ``self.model.state_dict()``
-        for trainers whose whole state is one ``nn.Module`` named ``model``; others override."""
+    def checkpoint_modules(self) -> dict[str, torch.nn.Module]:
+        """The ``nn.Module`` s whose state dicts make the checkpoint, by key prefix (``""``: keys unprefixed).
+        Default: ``{"": self.model}``; a trainer with several networks returns e.g. ``{"net": ..., "disc": ...}``
+        (keys ``net.*``, ``disc.*``). Trainers whose state is not modules override :meth:`state_tensors` instead."""
         model = getattr(self, "model", None)
         if not isinstance(model, torch.nn.Module):
-            raise NotImplementedError(f"{type(self).__name__}: implement state_tensors (no nn.Module 'model')")
-        return dict(model.state_dict())
+            raise NotImplementedError(f"{type(self).__name__}: implement checkpoint_modules or state_tensors "
+                                      "(no nn.Module 'model')")  # fmt: skip
+        return {"": model}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The tensors to checkpoint (weights, buffers, statistics). Default: the state dicts of
+        :meth:`checkpoint_modules`, each key under its module's prefix."""
+        out: dict[str, torch.Tensor] = {}
+        for prefix, module in self.checkpoint_modules().items():
+            out.update({f"{prefix}.{k}" if prefix else k: v for k, v in module.state_dict().items()})
+        return out
 
     def load_state_tensors(self, tensors: dict[str, torch.Tensor], state: dict, path: Path) -> None:
         """Restore :meth:`state_tensors` (on CPU in ``tensors``) and :meth:`extra_state` (``state``); called before
-        the optimizers are restored, so it may rebuild them (e.g. for a changed Gaussian count). Default: load
-        ``self.model``'s state dict, a mismatch being a :class:`ModelFileError` naming the checkpoint."""
-        model = getattr(self, "model", None)
-        if not isinstance(model, torch.nn.Module):
-            raise NotImplementedError(f"{type(self).__name__}: implement load_state_tensors (no nn.Module 'model')")
-        try:
-            model.load_state_dict(tensors)
-        except RuntimeError as e:
-            raise ModelFileError(f"checkpoint '{path}' does not match the run's model configuration: {e}") from None
+        the optimizers are restored, so it may rebuild them (e.g. for a changed Gaussian count). Default: load each
+        of :meth:`checkpoint_modules` from its prefixed keys, a missing, extra or misshapen tensor being a
+        :class:`ModelFileError` naming the checkpoint and the prefix."""
+        modules = self.checkpoint_modules()
+        for prefix, module in modules.items():
+            if prefix:
+                own = {k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")}
+            else:  # unprefixed: every key not claimed by a prefixed module
+                others = tuple(p + "." for p in modules if p)
+                own = {k: v for k, v in tensors.items() if not (others and k.startswith(others))}
+            try:
+                module.load_state_dict(own)
+            except RuntimeError as e:
+                where = f"the weights under '{prefix}.*'" if prefix else "the model's weights"
+                raise ModelFileError(f"checkpoint '{path}': {where} do not match the run's configuration: {e}") from None
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         """Subclass: the optimizers to checkpoint, by name."""

@@ -207,6 +207,54 @@ def test_bad_run_folders(tmp_path):
         ToyTrainer.from_run(tmp_path)
 
 
+
+class TwoNetTrainer(ToyTrainer):
+    """The toy regression through two modules (``net`` then ``head``), checkpointed by the core's default
+    :meth:`~Trainer.checkpoint_modules` path (no state_tensors of its own)."""
+
+    kind = "toy2"
+
+    def build(self):
+        self.net = torch.nn.Linear(3, 3 + self.config.model.hidden, bias=False)
+        self.head = torch.nn.Linear(3 + self.config.model.hidden, 1, bias=False)
+        self.model = torch.nn.Sequential(self.net, self.head)  # train_step's forward
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=self.config.model.lr, momentum=0.9)
+        self.seen = 0
+
+    def checkpoint_modules(self):
+        return {"net": self.net, "head": self.head}
+
+    state_tensors = Trainer.state_tensors
+
+    def load_state_tensors(self, tensors, state, path):
+        Trainer.load_state_tensors(self, tensors, state, path)
+        self.seen = int(state["seen"])
+
+
+def test_checkpoint_modules_prefix_keys_and_resume_bit_exact(tmp_path):
+    from safetensors.torch import load_file
+
+    full = TwoNetTrainer(tmp_path / "full", overrides={"model.lr": 0.02})
+    full.train(progress=False)
+    part = TwoNetTrainer(tmp_path / "part", overrides={"model.lr": 0.02})
+    with pytest.raises(_Kill):
+        part.train(callback=_kill_at(25), progress=False)
+    keys = set(load_file(str(tmp_path / "part" / "checkpoint.safetensors")))
+    assert {"model.net.weight", "model.head.weight"} <= keys  # the core's model.* namespace, then the prefixes
+    resumed = TwoNetTrainer(tmp_path / "part")
+    assert resumed.step == 20
+    resumed.train(progress=False)
+    assert torch.equal(resumed.net.weight, full.net.weight) and torch.equal(resumed.head.weight, full.head.weight)
+    # a checkpoint whose head has another shape: a ModelFileError naming the checkpoint and the prefix
+    out = tmp_path / "other"
+    TwoNetTrainer(out, overrides={"run.max_steps": 10}).train(progress=False)
+    run = json.loads((out / "run.json").read_text())
+    run["config"]["model"]["hidden"] = 2
+    (out / "run.json").write_text(json.dumps(run))
+    with pytest.raises(ModelFileError, match=r"checkpoint '.*checkpoint.safetensors'.*'net\.\*'"):
+        TwoNetTrainer(out)
+
+
 # ------------------------------------------------------------------------------------------------ config base
 def test_config_base_is_strict_and_composed():
     c = ToyConfig()
