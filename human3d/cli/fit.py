@@ -83,10 +83,11 @@ def fit(
     hmr_weights: Optional[Path] = typer.Option(None, "--hmr-weights", help="--init hmr: HMR weights "
                                                "(RUN/hmr.safetensors of `human3d hmr train`; SMPL-family models "
                                                "need weights trained for them). Default: the shipped Anny ones."),
-    lift_weight: Optional[float] = typer.Option(None, "--lift-weight", help="--init lift: weight of the lifted 3D "
-                                                "keypoints against the 2D ones (SMPLifyConfig.keypoints3d_weight, "
-                                                "default 30: best for well-detected people; about 1000 for small, "
-                                                "noisy ones, where the fit should follow the lift)."),
+    lift_weight: Optional[str] = typer.Option(None, "--lift-weight", help="--init lift: weight of the lifted 3D "
+                                              "keypoints against the 2D ones (SMPLifyConfig.keypoints3d_weight): "
+                                              "'auto' (default: per person, 30 where the 2D keypoints agree with "
+                                              "the lift, up to 1000 where they do not, as on small, noisy people) "
+                                              "or one number for everyone."),
     retries: RetryName = typer.Option(RetryName.flagged, "--retries", help="Refit from the flipped facing and the "
                                       "mirrored pose: flagged (default: persons whose fit fails a plausibility "
                                       "check - joint limits, limbs through each other, depth order against the "
@@ -123,6 +124,17 @@ def fit(
             signal.signal(signal.SIGTERM, previous)
 
 
+def _lift_weight(text: str) -> float | str | None:
+    """``--lift-weight``: ``"auto"`` or a finite non-negative number (None: neither)."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
 def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, iters, camera_iters, out, mask,
          overlays, quiet, init, retries, device, chunk, resume, hmr_weights=None, lift_weight=None) -> None:  # fmt: skip
     from human3d.cli.runner import EXIT_BAD_INPUT, EXIT_INTERRUPTED, check_output_dir, say
@@ -145,11 +157,12 @@ def _fit(images, keypoints, model, model_path, gender, focal, prior, optimizer, 
     if retries is RetryName.none:
         changes["retry_hypotheses"] = ()
     if lift_weight is not None:
-        if init is not InitName.lift or not (math.isfinite(lift_weight) and lift_weight >= 0):
-            say(f"error: --lift-weight: expected a non-negative weight with --init lift, got {lift_weight} with "
-                f"--init {init.value}")
+        value = _lift_weight(lift_weight)
+        if init is not InitName.lift or value is None:
+            say(f"error: --lift-weight: expected 'auto' or a non-negative number with --init lift, got "
+                f"{lift_weight!r} with --init {init.value}")
             raise typer.Exit(code=EXIT_BAD_INPUT)
-        changes["keypoints3d_weight"] = lift_weight
+        changes["keypoints3d_weight"] = value
     changes["retry_all"] = retries is RetryName.all
     prior_kind = prior.value  # "auto" is resolved by fitting (summary.json names the prior actually used)
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from human3d.config import Config
@@ -85,11 +86,14 @@ class SMPLifyConfig(Config):
     lgd_weights: str | None = None
     """``optimizer="lgd"``: the network's safetensors file (None: the shipped ``human3d/fitting/weights/anny_lgd``)."""
 
-    keypoints3d_weight: float = 30.0
+    keypoints3d_weight: float | str = "auto"
     """Weight of the 3D keypoint term when 3D keypoints are given (``smplify(keypoints3d=...)``, or the lifter's
     with ``init="lift"``): ``w * mean_k |X_k - X_root - Y_k|^2 / (1.7 m)^2``, root = the mid-hip, camera frame.
-    Larger trusts the 3D keypoints more than the 2D ones: 30 is best where the 2D keypoints are good (noise under
-    about 1 % of the person's size); on small, noisy people (2 px on a 54 px person) 1000 is (see the README)."""
+    Larger trusts the 3D keypoints more than the 2D ones. A number: that weight for everyone (30 is best where the
+    2D keypoints are good, noise under about 1 % of the person's size; 1000 on small, noisy people, 2 px on a
+    54 px person). ``"auto"`` (default): per person, from how well the 2D keypoints agree with the 3D ones placed
+    where they reproject best (:func:`human3d.fitting.lift.auto_keypoints3d_weight`: 30 where they agree, up to
+    1000 where they do not; README)."""
 
     lift_weights: str | None = None
     """``init="lift"``: the keypoint lifter's safetensors file (None: the shipped
@@ -259,6 +263,10 @@ class SMPLifyConfig(Config):
             raise InvalidInputError(
                 f"silhouette_weight: expected a non-negative number, got {self.silhouette_weight!r}"
             )
+        w3 = self.keypoints3d_weight
+        if w3 != "auto" and not (isinstance(w3, (int, float)) and not isinstance(w3, bool) and math.isfinite(w3)
+                                 and w3 >= 0):
+            raise InvalidInputError(f"keypoints3d_weight: expected 'auto' or a non-negative number, got {w3!r}")
         if self.optimizer not in ("adam", "lbfgs", "lgd"):
             raise InvalidInputError(f"optimizer: expected 'adam', 'lbfgs' or 'lgd', got {self.optimizer!r}")
         for name in ("camera_iters", "body_iters", "min_keypoints", "restarts"):

@@ -64,7 +64,7 @@ def body_energy(X: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor, target: tor
                 groups: torch.Tensor, body_pose: torch.Tensor, z_shape: torch.Tensor, z_latent: torch.Tensor | None,
                 space: PoseSpace, term: PoseTerm | None, w: Weights, t: float, silhouette=None,
                 vertices: torch.Tensor | None = None, keypoints3d: torch.Tensor | None = None,
-                keypoints3d_weight: float = 0.0,
+                keypoints3d_weight: float | torch.Tensor = 0.0,
                 root: tuple[int, int] = (11, 12)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
     """Stage 2's energy at schedule position ``t`` (module docstring) -> ``(total, data, prior)`` ``[B]`` each.
 
@@ -72,12 +72,13 @@ def body_energy(X: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor, target: tor
     pose, ``z_shape`` ``[B, S]`` the shape variables (0 = initial shape), ``z_latent`` ``[B, L]`` a VAE prior's
     latent (its prior energy is then ``|z|^2``), ``silhouette`` a
     :class:`~human3d.fitting.silhouette.SilhouetteTerm` scoring ``vertices`` ``[B, V, 3]``; ``keypoints3d``
-    ``[B, K, 3]`` root-relative camera-frame targets weighted by ``keypoints3d_weight``
-    (:func:`keypoints3d_energy`; part of the data term)."""
+    ``[B, K, 3]`` root-relative camera-frame targets weighted by ``keypoints3d_weight`` (a number, or ``[B]`` per
+    person; :func:`keypoints3d_energy`; part of the data term)."""
     pr = project_points(X, K, w2c)
     data = reprojection_energy(pr.uv, pr.valid, target, scale, anneal(w.sigma, t))
-    if keypoints3d is not None and keypoints3d_weight > 0:
-        data = data + keypoints3d_weight * keypoints3d_energy(X, keypoints3d, w2c, root)
+    if keypoints3d is not None and (isinstance(keypoints3d_weight, torch.Tensor) or keypoints3d_weight > 0):
+        w3 = keypoints3d_weight.to(X) if isinstance(keypoints3d_weight, torch.Tensor) else keypoints3d_weight
+        data = data + w3 * keypoints3d_energy(X, keypoints3d, w2c, root)
     if z_latent is not None:
         prior_e = (z_latent**2).sum(-1)
         prior_w = anneal(w.pose_prior, t)

@@ -40,6 +40,7 @@ class FitInputs:
     dropped: torch.Tensor  # [B] keypoints made missing (NaN coordinates or outside the image)
     skip_reason: list[str | None]  # why a person cannot be fitted (None: fitted)
     keypoints3d: torch.Tensor | None = None  # [B, K, 3] root-relative (mid-hip) camera-frame 3D targets (m) or None
+    keypoints3d_weight: torch.Tensor | None = None  # [B] the 3D term's weight per person (with keypoints3d)
 
     @property
     def fitted(self) -> torch.Tensor:
@@ -56,6 +57,7 @@ class FitInputs:
             masks=masks, init=None if self.init is None else {k: v[idx] for k, v in self.init.items()},
             dropped=self.dropped[idx], skip_reason=[self.skip_reason[i] for i in ii],
             keypoints3d=None if self.keypoints3d is None else self.keypoints3d[idx],
+            keypoints3d_weight=None if self.keypoints3d_weight is None else self.keypoints3d_weight[idx],
         )  # fmt: skip
 
 

@@ -95,6 +95,7 @@ class SMPLifyResult:
     # tried)}, "flagged_before_retry": bool} and the chosen fit's plausibility checks (FitChecks.person)
     hypotheses: list = field(default_factory=list)
     checks: list = field(default_factory=list)
+    keypoints3d_weight: torch.Tensor | None = None  # [B] the 3D keypoint term's weight per person (None: no 3D term)
     # per-iteration records of the fitted persons (columns = ``trace["fitted_index"]``): "stage1_reprojection_px"
     # [N1, N]; "stage2_reprojection_px" / "stage2_prior" / "stage2_data" / "stage2_total" [N2 + 1, N] (the last row:
     # the final parameters); "stage2_t", "stage2_pose_prior_weight", "stage2_shape_weight" [N2 + 1]
@@ -118,6 +119,8 @@ class SMPLifyResult:
             "num_keypoints": int((self.target[b, :, 2] > 0).sum()),
             "hypothesis": self.hypotheses[b] if ok and b < len(self.hypotheses) else None,
             "checks": self.checks[b] if ok and b < len(self.checks) else None,
+            "keypoints3d_weight": float(self.keypoints3d_weight[b]) if ok and self.keypoints3d_weight is not None
+            else None,
         }
 
 
@@ -187,6 +190,8 @@ def smplify(
             inputs = replace(inputs, keypoints3d=_check_keypoints3d(keypoints3d, inputs))
         if lift:
             inputs, cfg = _lift_inputs(model, inputs, cfg)
+        if inputs.keypoints3d is not None:
+            inputs = replace(inputs, keypoints3d_weight=_keypoints3d_weights(inputs, cfg))
         term = make_pose_term(prior, pose_space(model), model)
         fit = _fit(model, inputs, term, cfg, progress)
         return _report(model, inputs, term, fit, time.perf_counter() - t_start)
@@ -203,6 +208,20 @@ def _check_keypoints3d(keypoints3d, inputs: FitInputs) -> torch.Tensor:
     if not bool(torch.isfinite(Y).all()):
         raise InvalidInputError("keypoints3d: contains NaN/inf (fit persons without 3D keypoints in another call)")
     return Y
+
+
+def _keypoints3d_weights(inputs: FitInputs, cfg: SMPLifyConfig) -> torch.Tensor:
+    """The 3D term's weight per person ``[B]``: ``cfg.keypoints3d_weight``, or with ``"auto"`` the ramp of
+    :func:`~human3d.fitting.lift.auto_keypoints3d_weight` on how well the 2D keypoints agree with the 3D ones
+    (:func:`~human3d.fitting.lift.lift_residual`; identity extrinsics: the 3D keypoints are camera-frame)."""
+    kp, Y = inputs.keypoints, inputs.keypoints3d
+    if cfg.keypoints3d_weight != "auto":
+        return torch.full((kp.shape[0],), float(cfg.keypoints3d_weight), dtype=kp.dtype, device=kp.device)
+    from human3d.fitting.lift import AUTO_WEIGHTS, auto_keypoints3d_weight, lift_residual
+
+    with torch.no_grad():
+        w = auto_keypoints3d_weight(lift_residual(Y.to(kp), kp, inputs.K.to(kp)))
+    return torch.where(torch.isfinite(w), w, torch.full_like(w, AUTO_WEIGHTS[0]))  # skipped persons: unused
 
 
 def _lift_inputs(model, inputs: FitInputs, cfg: SMPLifyConfig) -> tuple[FitInputs, SMPLifyConfig]:
@@ -378,4 +397,5 @@ def _report(model, inputs: FitInputs, term, fit, seconds: float) -> SMPLifyResul
         energy=energy, iterations=iters, evaluations=evals, time_s=seconds, skeleton=inputs.skeleton,
         prior=term.name if term is not None else "none", dropped_keypoints=inputs.dropped, history=history,
         hypotheses=hyp, checks=checks, trace=trace,
+        keypoints3d_weight=None if inputs.keypoints3d_weight is None else inputs.keypoints3d_weight.detach().cpu(),
     )  # fmt: skip

@@ -286,7 +286,9 @@ def keypoints3d_terms(pb: FitProblem) -> dict:
 
     names = skeleton_names(pb.inputs.skeleton)
     root = (names.index("left_hip"), names.index("right_hip"))
-    return {"keypoints3d": Y, "keypoints3d_weight": pb.cfg.keypoints3d_weight, "root": root}
+    w = pb.inputs.keypoints3d_weight
+    return {"keypoints3d": Y, "keypoints3d_weight": w if w is not None else float(pb.cfg.keypoints3d_weight),
+            "root": root}  # fmt: skip
 
 
 def stage2_weights(cfg: SMPLifyConfig, prior_sched: tuple[float, ...], latent: bool) -> Weights:

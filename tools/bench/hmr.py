@@ -93,7 +93,8 @@ def main(argv=None) -> int:
     ap.add_argument("--hmr-weights", help="HMR weights (default: the shipped ones)")
     ap.add_argument("--lift-iters", type=int, default=40, help="stage-2 iterations of the lift rows")
     ap.add_argument("--lift-weights", help="keypoint lifter weights (default: the shipped ones)")
-    ap.add_argument("--lift-w3d", type=float, help="keypoints3d_weight of the lift rows (default: SMPLifyConfig's)")
+    ap.add_argument("--lift-w3d", type=lambda v: v if v == "auto" else float(v),
+                    help="keypoints3d_weight of the lift rows: 'auto' or a number (default: SMPLifyConfig's, auto)")
     ap.add_argument("--size", type=int, default=128, help="image table: rendered image size (px)")
     ap.add_argument("--noise", type=float, default=2.0, help="image table: keypoint noise (px, std per axis)")
     ap.add_argument("--noise-frac", type=float, help="image table: keypoint noise as a fraction of the person's "
@@ -123,8 +124,9 @@ def main(argv=None) -> int:
             kp, K, gt = syn.keypoints2d, syn.K, syn.keypoints3d
             count += a.n
             fit = lambda **kw: smplify(model, kp, K, prior=a.prior, threads=None, **kw)  # noqa: E731
+            w3 = {} if a.lift_w3d is None else {"keypoints3d_weight": a.lift_w3d}
             r, t = cpu_timed(lambda: fit(init="lift", body_iters=a.lift_iters, retry_hypotheses=(),
-                                         lift_weights=a.lift_weights))
+                                         lift_weights=a.lift_weights, **w3))
             add(f"lift ({a.lift_iters} it)", r.params, t, gt)
             lgd, t_lgd = cpu_timed(lambda: fit(optimizer="lgd"))
             add("lgd (4 stages)", lgd.params, t_lgd, gt)
@@ -296,8 +298,7 @@ def image_table(a, model=None, hmr_weights=None, lgd_weights=None, label: str = 
             add(f"lift ({a.lift_iters} it) + retries", r.params, t6, gt)
             print(f"  {clip_name} seed {seed}: done", flush=True)
     noise = f"{a.noise_frac * 100:g} % of the person's size" if a.noise_frac is not None else f"{a.noise:g} px"
-    if a.lift_w3d is not None:
-        noise += f"; lift rows keypoints3d_weight {a.lift_w3d:g}"
+    noise += f"; lift rows keypoints3d_weight {a.lift_w3d if a.lift_w3d is not None else 'auto (default)'}"
     title = (f"{label}, {count} rendered held-out people ({a.clips}), {a.size} px images, keypoint noise {noise}, "
              f"prior {a.prior}, batch {a.n}, "
              f"{a.threads} thread(s); HMR weights {hmr_weights or 'shipped'}"
