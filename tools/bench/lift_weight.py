@@ -4,6 +4,7 @@ the held-out clips the HMR benchmark (``tools/bench/hmr.py``) does *not* use —
 (``human3d.fitting.lift.AUTO_WEIGHT_RESIDUALS`` / ``AUTO_WEIGHTS``) is chosen on.
 
     python tools/bench/lift_weight.py [--n 16] [--noise 0,0.004,0.01,0.02,0.037,0.06] [--weights auto,30,100,300,1000]
+    python tools/bench/lift_weight.py --smpl-cache .cache/hmr_smpl     # the SMPL family (hmr.py --smpl's lifter)
 
 The people are rendered once (``hmr.heldout_people``'s protocol, 128 px, whole body in frame, >= 8 keypoints
 inside); each noise level adds ``noise x the person's size`` (the longer side of the keypoint box) Gaussian noise per
@@ -38,6 +39,8 @@ def main(argv=None) -> int:
     ap.add_argument("--iters", type=int, default=40, help="stage-2 iterations")
     ap.add_argument("--lift-weights", default=None, help="keypoint lifter weights (default: the shipped ones)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
+    ap.add_argument("--smpl-cache", default=None, help="the SMPL family instead: the --cache folder of "
+                    "`tools/bench/hmr.py --smpl` (its Anny-derived SMPL file, and its lifter unless --lift-weights)")
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
 
@@ -48,7 +51,13 @@ def main(argv=None) -> int:
     from human3d.fitting.lift import _box, lift_keypoints, lift_residual, load_lifter
     from human3d.metrics import pa_mpjpe
 
-    model = load_body_model("anny")
+    if a.smpl_cache:
+        from human3d.synth.smpl_files import anny_smpl_model
+
+        model, label = anny_smpl_model(a.smpl_cache), "SMPL (Anny-derived file)"
+        a.lift_weights = a.lift_weights or str(Path(a.smpl_cache) / "lift" / "lift.safetensors")
+    else:
+        model, label = load_body_model("anny"), "Anny"
     parts = [heldout_people(model, a.n, a.size, a.seed, (c,), noise_px=0.0)[:3] for c in VALIDATION_CLIPS]
     kp0, K, gt = (torch.cat([p[i] for p in parts]) for i in range(3))
     on = kp0[..., 2:3]
@@ -61,7 +70,7 @@ def main(argv=None) -> int:
     def summary(e: torch.Tensor) -> str:
         return f"{e.mean():5.1f} / {e.median():5.1f} / {e.max():5.1f} / {(e > 150).float().mean() * 100:4.1f}%"
 
-    print(f"Anny, {kp0.shape[0]} rendered validation people ({', '.join(VALIDATION_CLIPS)}; {a.n} each), {a.size} px, "
+    print(f"{label}, {kp0.shape[0]} rendered validation people ({', '.join(VALIDATION_CLIPS)}; {a.n} each), {a.size} px, "
           f"{a.iters} stage-2 iterations, no retries; PA-MPJPE mm: mean / median / worst / > 150 mm")  # fmt: skip
     best = {}
     for lv in levels:
