@@ -18,8 +18,9 @@ import argparse
 import sys
 from pathlib import Path
 
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+# this folder last on the path: the packages win over same-named bench scripts, and hmr.py (heldout_people) imports
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE] + [str(_HERE)]
 
 import torch  # noqa: E402
 
@@ -28,14 +29,36 @@ VALIDATION_CLIPS = ("60_15_scaled_30fps", "basketball_5_stride4", "running_5_str
 """``HOLDOUT`` clips outside the HMR benchmark's three (131_03, jumping_5_stride4, fair1_wave_hello)."""
 
 
+def _csv(kind: str, allow_auto: bool = False):
+    """An argparse type: comma-separated non-negative finite numbers (and ``auto`` where allowed)."""
+
+    def parse(text: str) -> list:
+        out = []
+        for item in (t.strip() for t in text.split(",")):
+            if allow_auto and item == "auto":
+                out.append(item)
+                continue
+            try:
+                v = float(item)
+            except ValueError:
+                v = float("nan")
+            if not (v >= 0 and v != float("inf")):
+                raise argparse.ArgumentTypeError(f"{kind}: expected comma-separated non-negative numbers"
+                                                 f"{' or auto' if allow_auto else ''}, got {item!r}")
+            out.append(v)
+        return out
+
+    return parse
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=16, help="people per validation clip")
     ap.add_argument("--seed", type=int, default=0, help="render / noise seed")
     ap.add_argument("--size", type=int, default=128, help="rendered image size (px)")
-    ap.add_argument("--noise", default="0,0.004,0.01,0.02,0.037,0.06",
+    ap.add_argument("--noise", type=_csv("--noise"), default="0,0.004,0.01,0.02,0.037,0.06",
                     help="comma-separated keypoint noise levels, as fractions of the person's size")
-    ap.add_argument("--weights", default="auto,30,100,300,1000", help="comma-separated keypoints3d_weight values")
+    ap.add_argument("--weights", type=_csv("--weights", allow_auto=True), default="auto,30,100,300,1000", help="comma-separated keypoints3d_weight values")
     ap.add_argument("--iters", type=int, default=40, help="stage-2 iterations")
     ap.add_argument("--lift-weights", default=None, help="keypoint lifter weights (default: the shipped ones)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads")
@@ -58,13 +81,18 @@ def main(argv=None) -> int:
         a.lift_weights = a.lift_weights or str(Path(a.smpl_cache) / "lift" / "lift.safetensors")
     else:
         model, label = load_body_model("anny"), "Anny"
+    from human3d.errors import InvalidInputError, ModelFileError
+
+    try:  # before rendering: a missing or wrong file fails at once
+        net = load_lifter(a.lift_weights)
+    except (ModelFileError, InvalidInputError) as e:
+        print(f"error: --lift-weights: {e}", file=sys.stderr)
+        return 2
     parts = [heldout_people(model, a.n, a.size, a.seed, (c,), noise_px=0.0)[:3] for c in VALIDATION_CLIPS]
     kp0, K, gt = (torch.cat([p[i] for p in parts]) for i in range(3))
     on = kp0[..., 2:3]
     size = _box(kp0)[1]  # [B]
-    net = load_lifter(a.lift_weights)
-    weights = [w if w == "auto" else float(w) for w in a.weights.split(",")]
-    levels = [float(x) for x in a.noise.split(",")]
+    weights, levels = a.weights, a.noise
     g = torch.Generator().manual_seed(a.seed)
 
     def summary(e: torch.Tensor) -> str:
